@@ -1,0 +1,366 @@
+/*
+ * nrt.h — the one public contract of the compact NVMe-oF RDMA target (nrt).
+ *
+ * The target re-creates, in a fraction of the size, the request and resource
+ * engine of an SPDK-style NVMe-oF RDMA transport, on a deterministic simulated
+ * fabric.  It has no threads, no clocks and no randomness: the caller decides
+ * which wire delivers, which poll group polls, when the block device completes
+ * and when faults fire.  Same calls => same execution, bit for bit.
+ *
+ * Everything is addressed by small integer handles (ports, poll groups,
+ * subsystems, namespaces, memory keys, qpairs).  Functions returning int give
+ * 0 (or a non-negative handle/count) on success and a negative NRT_E* code on
+ * failure; nrt_transport_error() then holds a human-readable message.
+ *
+ * The block between CDEF-BEGIN and CDEF-END is also fed to cffi verbatim, so
+ * it holds only plain declarations and integer #defines.
+ */
+#ifndef NRT_H
+#define NRT_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* CDEF-BEGIN */
+
+/* ---- error codes (negative returns) ------------------------------------ */
+#define NRT_EINVAL     -1   /* bad argument or option; message says which */
+#define NRT_ENOENT     -2   /* no such handle (never existed or destroyed) */
+#define NRT_ENOMEM     -3   /* allocation at setup time failed */
+#define NRT_EBUSY      -4   /* host queue full (qd capsules outstanding) */
+#define NRT_ENOTCONN   -5   /* qpair no longer accepts capsules */
+#define NRT_ENETDOWN   -6   /* port is down */
+#define NRT_ELIMIT     -7   /* a configured table (qpairs, ports...) is full */
+#define NRT_EMSGSIZE   -8   /* in-capsule bytes exceed the receive buffer */
+#define NRT_ESTATE     -9   /* call not valid in the object's current state */
+
+/* ---- limits ------------------------------------------------------------- */
+#define NRT_MAX_SGL_DESC      16   /* keyed descriptors in a last-segment list */
+#define NRT_MAX_POLL_GROUPS   64
+#define NRT_ERRMSG_LEN        256
+
+/* ---- defect switches (DESIGN section 2); off by default ----------------- */
+#define NRT_DEFECT_LEAK_REMAINING_WRS      0x0001
+#define NRT_DEFECT_NO_IDLE_PENDING_POLL    0x0002
+#define NRT_DEFECT_FIXED_POOL_SIZE         0x0004
+
+/* ---- NVMe opcodes ------------------------------------------------------- */
+#define NRT_OPC_FLUSH          0x00
+#define NRT_OPC_WRITE          0x01
+#define NRT_OPC_READ           0x02
+#define NRT_OPC_ABORT          0x08
+#define NRT_OPC_IDENTIFY       0x06
+#define NRT_OPC_KEEP_ALIVE     0x18
+#define NRT_OPC_FABRICS        0x7F
+#define NRT_FCTYPE_PROPERTY_SET 0x00
+#define NRT_FCTYPE_CONNECT      0x01
+#define NRT_FCTYPE_PROPERTY_GET 0x04
+
+/* ---- SGL descriptor types / subtypes (NVMe base spec) ------------------- */
+#define NRT_SGL_TYPE_DATA_BLOCK     0x0
+#define NRT_SGL_TYPE_LAST_SEGMENT   0x3
+#define NRT_SGL_TYPE_KEYED_DATA     0x4
+#define NRT_SGL_SUBTYPE_ADDRESS     0x0
+#define NRT_SGL_SUBTYPE_OFFSET      0x1
+#define NRT_SGL_SUBTYPE_INVALIDATE  0xF
+
+/* ---- NVMe status: (status code type << 8) | status code ----------------- */
+#define NRT_SC_SUCCESS                0x0000
+#define NRT_SC_INVALID_OPCODE         0x0001
+#define NRT_SC_INVALID_FIELD          0x0002
+#define NRT_SC_DATA_TRANSFER_ERROR    0x0004
+#define NRT_SC_INTERNAL_ERROR         0x0006
+#define NRT_SC_INVALID_NAMESPACE      0x000B
+#define NRT_SC_COMMAND_SEQUENCE_ERROR 0x000C
+#define NRT_SC_INVALID_SGL_SEG_DESC   0x000D
+#define NRT_SC_INVALID_NUM_SGL_DESC   0x000E
+#define NRT_SC_DATA_SGL_LENGTH_INVALID 0x000F
+#define NRT_SC_SGL_DESC_TYPE_INVALID  0x0011
+#define NRT_SC_SGL_OFFSET_INVALID     0x0016
+#define NRT_SC_LBA_OUT_OF_RANGE       0x0080
+#define NRT_SC_NAMESPACE_NOT_READY    0x0082
+#define NRT_SC_CONNECT_INVALID_PARAM  0x0182
+#define NRT_SC_UNRECOVERED_READ_ERROR 0x0281
+
+/* ---- request states (DESIGN 5.3); the legal graph lives in the checks --- */
+#define NRT_REQ_FREE                     0
+#define NRT_REQ_NEW                      1
+#define NRT_REQ_NEED_BUFFER              2
+#define NRT_REQ_TRANSFER_TO_CTRLR_PENDING 3
+#define NRT_REQ_TRANSFERRING_H2C         4
+#define NRT_REQ_READY_TO_EXECUTE         5
+#define NRT_REQ_EXECUTING                6
+#define NRT_REQ_EXECUTED                 7
+#define NRT_REQ_TRANSFER_TO_HOST_PENDING 8
+#define NRT_REQ_READY_TO_COMPLETE        9
+#define NRT_REQ_TRANSFERRING_C2H         10
+#define NRT_REQ_COMPLETING               11
+#define NRT_REQ_COMPLETED                12
+#define NRT_REQ_NSTATES                  13
+
+/* which queue a request is linked on (SM-1: must match its state) */
+#define NRT_QUEUE_NONE          0
+#define NRT_QUEUE_PENDING_BUF   1   /* poll group's pending buffer queue */
+#define NRT_QUEUE_PENDING_READ  2   /* qpair's pending RDMA-read queue */
+#define NRT_QUEUE_PENDING_WRITE 3   /* qpair's pending RDMA-write queue */
+#define NRT_QUEUE_PENDING_SEND  4   /* qpair's pending send queue */
+
+/* ---- qpair states -------------------------------------------------------- */
+#define NRT_QP_CONNECTING  0   /* RDMA connected, fabrics CONNECT not yet done */
+#define NRT_QP_ACTIVE      1
+#define NRT_QP_ERROR       2   /* draining: flushes and bdev IO still to finish */
+#define NRT_QP_DESTROYED   3
+
+/* ---- micro-events for nrt_run() ----------------------------------------- */
+#define NRT_EV_DELIVER_H2T  1  /* arg = qpair: next host capsule to the target */
+#define NRT_EV_DELIVER_T2H  2  /* arg = qpair: next posted target WR executes */
+#define NRT_EV_POLL         3  /* arg = poll group */
+#define NRT_EV_BDEV         4  /* arg = index (mod pending) of bdev IO to complete */
+#define NRT_EV_TICK         5  /* arg = ticks to advance */
+
+/* ---- async events --------------------------------------------------------- */
+#define NRT_ASYNC_PORT_DOWN  1
+#define NRT_ASYNC_PORT_UP    2
+#define NRT_ASYNC_KEEP_ALIVE_EXPIRED 3
+
+struct nrt_opts {
+    uint32_t max_queue_depth;      /* request slots and receive WRs per qpair (max) */
+    uint32_t max_io_size;          /* bytes */
+    uint32_t io_unit_size;         /* bytes per shared data buffer */
+    uint32_t in_capsule_data_size; /* bytes of receive buffer after the capsule */
+    uint32_t num_shared_buffers;
+    uint32_t buf_cache_size;       /* per poll group */
+    uint32_t wr_pool_multiplier;   /* pool = max_queue_depth * multiplier ... */
+    uint32_t wr_pool_size;         /* ... unless this is non-zero */
+    uint32_t wr_cache_size;        /* per poll group */
+    uint32_t num_poll_groups;
+    uint32_t max_read_depth;       /* outstanding RDMA READs per qpair */
+    uint32_t max_send_depth;       /* outstanding send-queue WRs per qpair; 0 = 2*qd */
+    uint32_t max_sge;              /* SGEs per data WR */
+    uint32_t max_sgl_descriptors;  /* keyed descriptors accepted in a list */
+    uint32_t keep_alive_ticks;     /* 0 = keep-alive timer off */
+    uint32_t max_qpairs;
+    uint32_t max_ports;
+    uint32_t max_subsystems;
+    uint32_t max_namespaces;       /* per subsystem */
+    uint32_t max_memory_regions;
+    uint32_t defects;              /* NRT_DEFECT_* bit mask */
+};
+
+struct nrt_sgl_desc {
+    uint64_t addr;      /* keyed: offset in the host memory region; in-capsule: offset */
+    uint32_t length;
+    uint32_t key;
+    uint8_t type;
+    uint8_t subtype;
+};
+
+struct nrt_capsule {
+    uint8_t opcode;
+    uint8_t fctype;         /* fabrics commands */
+    uint16_t cid;
+    uint32_t nsid;
+    uint64_t slba;
+    uint32_t nlb;           /* 0-based block count, as in NVMe */
+    uint32_t cdw10;         /* identify CNS; abort: sqid<<16|cid; property offset */
+    uint64_t value;         /* property set value */
+    uint16_t qid;           /* connect */
+    uint16_t cntlid;        /* connect on an IO qpair: controller to join */
+    uint32_t subsystem;     /* connect: subsystem handle (stands for the NQN) */
+    uint32_t sqsize;        /* connect: 0-based queue size */
+    uint32_t kato;          /* connect (admin): keep-alive ticks; 0 = transport default */
+    struct nrt_sgl_desc sgl;                      /* SGL1 of the SQE */
+    uint32_t ndesc;                               /* entries used in list[] */
+    struct nrt_sgl_desc list[NRT_MAX_SGL_DESC];   /* last-segment list, in capsule */
+};
+
+struct nrt_response {
+    uint16_t cid;
+    uint16_t status;
+    uint16_t sqhd;
+    uint16_t unexpected;    /* 1 if this CID was not outstanding on the host */
+    uint64_t result;        /* connect: cntlid; property get: value */
+};
+
+struct nrt_async_event {
+    uint32_t type;
+    uint32_t object;        /* port or controller */
+};
+
+struct nrt_pool_counts {
+    uint64_t capacity;
+    uint64_t ring_free;
+    uint64_t cached;        /* sum of every poll group's cache */
+    uint64_t held;          /* counted by walking every live request */
+    uint64_t duplicates;    /* objects seen in two places at once (audit) */
+    uint64_t missing;       /* objects seen nowhere (audit) */
+    uint64_t get_failures;
+};
+
+struct nrt_group_stats {
+    uint64_t polls;
+    uint64_t idle_polls;
+    uint64_t completions;       /* CQEs reaped */
+    uint64_t requests;          /* requests started */
+    uint64_t pending_data_buffer;
+    uint32_t num_qpairs;
+    uint32_t cq_entries;        /* CQEs waiting to be reaped */
+    uint32_t wr_cached;
+    uint32_t buf_cached;
+};
+
+struct nrt_qpair_info {
+    int32_t id;
+    uint32_t qid;
+    uint32_t group;
+    uint32_t port;
+    uint32_t state;             /* NRT_QP_* */
+    uint32_t cntlid;
+    uint32_t depth;
+    uint32_t max_read_depth;
+    uint32_t max_send_depth;
+    uint32_t cur_read_depth;
+    uint32_t cur_send_depth;
+    uint32_t slots_free;
+    uint32_t slots_used;
+    uint32_t recv_posted;       /* receive WRs waiting for a capsule */
+    uint32_t recv_in_cq;        /* completed, CQE not yet reaped */
+    uint32_t recv_held;         /* owned by a request */
+    uint32_t recv_idle;         /* neither posted nor held (only after errors) */
+    uint32_t pending_read;
+    uint32_t pending_write;
+    uint32_t pending_send;
+    uint32_t wire_h2t;          /* host capsules not yet delivered */
+    uint32_t wire_t2h;          /* target WRs posted, not yet executed */
+    uint32_t host_outstanding;  /* capsules without a reaped response */
+    uint32_t host_unreaped;     /* responses waiting in the host's ring */
+    uint64_t max_read_depth_seen;
+    uint64_t max_send_depth_seen;
+    uint32_t req_states[NRT_REQ_NSTATES];
+};
+
+struct nrt_request_info {
+    uint32_t slot;
+    uint16_t cid;
+    uint8_t opcode;
+    uint8_t state;
+    uint8_t queue;              /* NRT_QUEUE_* */
+    uint8_t xfer;               /* 0 none, 1 host->ctrlr, 2 ctrlr->host */
+    uint32_t length;
+    uint32_t num_bufs;
+    uint32_t num_wrs;           /* data WRs held (posted + unposted + done) */
+    uint32_t wrs_posted;        /* data WRs posted so far */
+    uint32_t wrs_outstanding;   /* posted, completion not yet seen */
+};
+
+struct nrt_destroy_report {
+    uint64_t wr_expected;
+    uint64_t wr_returned;
+    uint64_t buf_expected;
+    uint64_t buf_returned;
+    uint64_t requests_released;
+    char message[NRT_ERRMSG_LEN];
+};
+
+struct nrt_drain_result {
+    uint32_t rounds;
+    uint32_t quiescent;         /* no work left anywhere */
+    uint32_t stalled;           /* a full round made no progress with work left */
+    uint64_t progress;          /* events that changed something */
+};
+
+struct nrt_workload {
+    uint8_t opcode;             /* NRT_OPC_READ or NRT_OPC_WRITE */
+    uint32_t nsid;
+    uint32_t io_bytes;
+    uint32_t ndesc;             /* 1 = one keyed descriptor, >1 = list */
+    uint32_t queue_depth;
+    uint64_t ios;               /* IOs to complete */
+    uint32_t mkey;              /* host memory region used for the data */
+};
+
+struct nrt_transport;
+
+/* ---- transport ------------------------------------------------------------ */
+void nrt_opts_default(struct nrt_opts *opts);
+/* Minimum pool and buffer counts for these options (what creation demands). */
+uint64_t nrt_opts_min_wr_pool(const struct nrt_opts *opts);
+uint64_t nrt_opts_min_buffers(const struct nrt_opts *opts);
+uint32_t nrt_opts_max_wrs_per_request(const struct nrt_opts *opts);
+/* NULL on refusal; errbuf (may be NULL) then says why, naming any minimum. */
+struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *errbuf, size_t errlen);
+/* 0 if the options would be accepted, else NRT_EINVAL with the reason in errbuf. */
+int nrt_opts_validate(const struct nrt_opts *opts, char *errbuf, size_t errlen);
+/* Abrupt: releases every request in any state, then audits the pools. */
+int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *report);
+const char *nrt_transport_error(struct nrt_transport *t);
+void nrt_transport_get_opts(struct nrt_transport *t, struct nrt_opts *out);
+
+/* ---- topology -------------------------------------------------------------- */
+int nrt_port_add(struct nrt_transport *t);
+int nrt_port_down(struct nrt_transport *t, int port);
+int nrt_port_up(struct nrt_transport *t, int port);
+int nrt_subsystem_add(struct nrt_transport *t);
+/* returns nsid (1-based) */
+int nrt_namespace_add(struct nrt_transport *t, int subsystem, uint32_t block_size, uint64_t num_blocks);
+int nrt_namespace_set_ready(struct nrt_transport *t, int subsystem, uint32_t nsid, int ready);
+int nrt_namespace_read(struct nrt_transport *t, int subsystem, uint32_t nsid, uint64_t offset, void *buf, uint64_t len);
+/* host memory region (the host side of the fabric); returns its key */
+int nrt_mr_register(struct nrt_transport *t, uint64_t size);
+int nrt_mr_deregister(struct nrt_transport *t, int key);
+int nrt_mr_write(struct nrt_transport *t, int key, uint64_t offset, const void *buf, uint64_t len);
+int nrt_mr_read(struct nrt_transport *t, int key, uint64_t offset, void *buf, uint64_t len);
+
+/* ---- qpairs ---------------------------------------------------------------- */
+/* An RDMA connection accepted on port, placed on group; returns its handle. */
+int nrt_qpair_create(struct nrt_transport *t, int port, int group, uint32_t depth);
+/* Target-side close with IO in any state: to ERROR, released as IO drains. */
+int nrt_qpair_disconnect(struct nrt_transport *t, int qpair);
+/* Host side goes away: the target sees a disconnect. */
+int nrt_host_disconnect(struct nrt_transport *t, int qpair);
+int nrt_qpair_info(struct nrt_transport *t, int qpair, struct nrt_qpair_info *out);
+/* Fills up to max entries; returns the number of non-free requests. */
+int nrt_qpair_requests(struct nrt_transport *t, int qpair, struct nrt_request_info *out, uint32_t max);
+/* Handles of every qpair not yet destroyed; returns the count. */
+int nrt_qpairs(struct nrt_transport *t, int32_t *out, uint32_t max);
+
+/* ---- host side ------------------------------------------------------------- */
+int nrt_host_submit(struct nrt_transport *t, int qpair, const struct nrt_capsule *cap,
+                    const void *icd, uint32_t icd_len);
+int nrt_host_reap(struct nrt_transport *t, int qpair, struct nrt_response *out, uint32_t max);
+
+/* ---- progress (the harness drives everything) ------------------------------ */
+int nrt_deliver_h2t(struct nrt_transport *t, int qpair);   /* 1 progressed, 0 nothing */
+int nrt_deliver_t2h(struct nrt_transport *t, int qpair);
+int nrt_poll_group(struct nrt_transport *t, int group);    /* CQEs reaped */
+int nrt_bdev_pending(struct nrt_transport *t);
+int nrt_bdev_complete(struct nrt_transport *t, uint32_t index, uint16_t status);
+int nrt_bdev_set_auto(struct nrt_transport *t, int on);
+int nrt_bdev_inject_error(struct nrt_transport *t, uint32_t count, uint16_t status);
+int nrt_advance_time(struct nrt_transport *t, uint64_t ticks);
+/* Executes n micro-events; events[i] = (kind << 24) | arg.  Returns progress. */
+int64_t nrt_run(struct nrt_transport *t, const uint32_t *events, size_t n);
+/* Liveness mode: rounds of deliver-everything, complete-every-IO, poll-every-group. */
+int nrt_drain(struct nrt_transport *t, uint32_t max_rounds, struct nrt_drain_result *out);
+
+/* ---- faults ---------------------------------------------------------------- */
+int nrt_qpair_inject_error(struct nrt_transport *t, int qpair);
+int nrt_qpair_fail_posts(struct nrt_transport *t, int qpair, uint32_t count);
+
+/* ---- introspection --------------------------------------------------------- */
+int nrt_wr_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out);
+int nrt_buf_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out);
+int nrt_group_stats(struct nrt_transport *t, int group, struct nrt_group_stats *out);
+/* Transition counts: out[from * NRT_REQ_NSTATES + to], cumulative. */
+int nrt_state_transitions(struct nrt_transport *t, uint64_t *out, uint32_t max);
+int nrt_async_events(struct nrt_transport *t, struct nrt_async_event *out, uint32_t max);
+uint64_t nrt_progress_counter(struct nrt_transport *t);
+
+/* ---- C-native workload driver (benchmark and soak) --------------------------- */
+/* Runs w->ios IOs on an ACTIVE qpair with the block device in auto mode. */
+int64_t nrt_workload_run(struct nrt_transport *t, int qpair, const struct nrt_workload *w);
+/* The same bytes moved by plain memcpy: the physical floor for the workload. */
+int64_t nrt_memcpy_baseline(struct nrt_transport *t, int qpair, const struct nrt_workload *w);
+
+/* CDEF-END */
+
+#endif

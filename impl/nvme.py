@@ -1,0 +1,61 @@
+"""Named constants of the target's contract (``impl/csrc/nrt.h``), as Python enums.
+
+Values are read from the compiled module, so the header stays the single source.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from impl._nrt import lib
+
+
+def _members(prefix: str) -> dict[str, int]:
+    return {
+        name[len(prefix):]: getattr(lib, name)
+        for name in dir(lib)
+        if name.startswith(prefix) and isinstance(getattr(lib, name), int)
+    }
+
+
+Opcode = enum.IntEnum("Opcode", _members("NRT_OPC_"))
+FabricsType = enum.IntEnum("FabricsType", _members("NRT_FCTYPE_"))
+Status = enum.IntEnum("Status", _members("NRT_SC_"))
+ReqState = enum.IntEnum(
+    "ReqState", {k: v for k, v in _members("NRT_REQ_").items() if k != "NSTATES"}
+)
+Queue = enum.IntEnum("Queue", _members("NRT_QUEUE_"))
+QpState = enum.IntEnum("QpState", _members("NRT_QP_"))
+Event = enum.IntEnum("Event", _members("NRT_EV_"))
+AsyncEventType = enum.IntEnum("AsyncEventType", _members("NRT_ASYNC_"))
+ErrorCode = enum.IntEnum("ErrorCode", {k: v for k, v in _members("NRT_E").items()})
+
+SGL_TYPE_DATA_BLOCK = lib.NRT_SGL_TYPE_DATA_BLOCK
+SGL_TYPE_LAST_SEGMENT = lib.NRT_SGL_TYPE_LAST_SEGMENT
+SGL_TYPE_KEYED_DATA = lib.NRT_SGL_TYPE_KEYED_DATA
+SGL_SUBTYPE_ADDRESS = lib.NRT_SGL_SUBTYPE_ADDRESS
+SGL_SUBTYPE_OFFSET = lib.NRT_SGL_SUBTYPE_OFFSET
+SGL_SUBTYPE_INVALIDATE = lib.NRT_SGL_SUBTYPE_INVALIDATE
+MAX_SGL_DESC = lib.NRT_MAX_SGL_DESC
+NUM_REQ_STATES = lib.NRT_REQ_NSTATES
+
+
+class Defect(enum.IntFlag):
+    """Defect switches (DESIGN section 2), chosen at transport creation."""
+
+    NONE = 0
+    LEAK_REMAINING_WRS = lib.NRT_DEFECT_LEAK_REMAINING_WRS
+    NO_IDLE_PENDING_POLL = lib.NRT_DEFECT_NO_IDLE_PENDING_POLL
+    FIXED_POOL_SIZE = lib.NRT_DEFECT_FIXED_POOL_SIZE
+
+    @classmethod
+    def by_name(cls, name: str) -> "Defect":
+        """``"leak_remaining_wrs"`` -> ``Defect.LEAK_REMAINING_WRS``; clear error otherwise."""
+        try:
+            return cls[name.upper()]
+        except KeyError:
+            known = ", ".join(sorted(m.name.lower() for m in cls if m.name != "NONE"))
+            raise ValueError(f"unknown defect switch {name!r}; known: {known}") from None
+
+
+DEFECT_NAMES: tuple[str, ...] = tuple(m.name.lower() for m in Defect if m.name != "NONE")
