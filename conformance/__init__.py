@@ -1,0 +1,1 @@
+"""The specification as code: reference model, invariant checks and state machines."""

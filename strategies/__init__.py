@@ -1,0 +1,1 @@
+"""Hypothesis strategies for NVMe-oF RDMA options, topologies, commands, SGLs and faults."""

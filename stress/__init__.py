@@ -1,0 +1,1 @@
+"""Nightly-scale stress: the conformance machines at scale, the C soak driver, hardware."""
