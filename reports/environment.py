@@ -1,0 +1,145 @@
+"""Allure environment.properties and executor.json: what ran, where, and for which build.
+
+Environment variables read:
+  NRT_PROFILE      test profile (ci, nightly, hardware); "unset" when absent
+  CI               any non-empty value other than "false"/"0" marks a CI run
+  GITHUB_ACTIONS   "true" on GitHub Actions (executor type "github", with a build URL)
+  NRT_BUILD_NAME   build name shown by Allure; defaults to the GitHub workflow and run number
+  NRT_BUILD_URL    link to the build; defaults to the GitHub run URL on GitHub Actions
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+TARGET = "built-in nrt target"
+EXECUTOR_NAME = "nvmf-rdma-conformance"
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """HEAD of the checkout at ``cwd`` (default: the current directory), or None."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = done.stdout.strip()
+    return commit if done.returncode == 0 and commit else None
+
+
+def _hypothesis_version() -> str:
+    try:
+        import hypothesis
+    except ImportError:
+        return "not installed"
+    return str(hypothesis.__version__)
+
+
+def environment(
+    extra: Mapping[str, object] | None = None, cwd: str | Path | None = None
+) -> dict[str, str]:
+    """The environment table; ``extra`` keys are added last and win over the defaults."""
+    env: dict[str, str] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hypothesis": _hypothesis_version(),
+        "profile": os.environ.get("NRT_PROFILE") or "unset",
+        "target": TARGET,
+    }
+    commit = git_commit(cwd)
+    if commit:
+        env["git.commit"] = commit
+    for key, value in (extra or {}).items():
+        env[str(key)] = str(value)
+    return env
+
+
+def _escape(text: str, is_key: bool) -> str:
+    """Java .properties escaping, so any key or value reads back unchanged."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch in "=:#!" or (ch == " " and (is_key or i == 0)):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def render_properties(env: Mapping[str, str]) -> str:
+    return "".join(f"{_escape(k, True)}={_escape(v, False)}\n" for k, v in env.items())
+
+
+def write_environment(
+    results_dir: str | Path,
+    extra: Mapping[str, object] | None = None,
+    cwd: str | Path | None = None,
+) -> Path:
+    """Write environment.properties into ``results_dir`` (created if missing); return its path."""
+    directory = Path(results_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "environment.properties"
+    path.write_text(render_properties(environment(extra, cwd)), encoding="utf-8")
+    return path
+
+
+def _is_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "false", "0", "no")
+
+
+def executor() -> dict[str, Any]:
+    """The executor.json content for this run."""
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    kind = "github" if github else "ci" if _is_ci() else "local"
+    info: dict[str, Any] = {"name": EXECUTOR_NAME, "type": kind}
+
+    build_name = os.environ.get("NRT_BUILD_NAME")
+    build_url = os.environ.get("NRT_BUILD_URL")
+    if github:
+        run_id = os.environ.get("GITHUB_RUN_ID", "")
+        number = os.environ.get("GITHUB_RUN_NUMBER", run_id)
+        build_name = build_name or f"{os.environ.get('GITHUB_WORKFLOW', 'workflow')} #{number}"
+        server = os.environ.get("GITHUB_SERVER_URL", "")
+        repo = os.environ.get("GITHUB_REPOSITORY", "")
+        if not build_url and server and repo and run_id:
+            build_url = f"{server}/{repo}/actions/runs/{run_id}"
+        if number.isdigit():
+            info["buildOrder"] = int(number)
+    info["buildName"] = build_name or f"{kind} run"
+    if build_url:
+        info["buildUrl"] = build_url
+    info["reportName"] = "nvmf-rdma-conformance"
+    return info
+
+
+def write_executor(results_dir: str | Path) -> Path:
+    """Write executor.json into ``results_dir`` (created if missing); return its path."""
+    directory = Path(results_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "executor.json"
+    path.write_text(json.dumps(executor(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover - manual inspection aid
+    sys.stdout.write(render_properties(environment()))
