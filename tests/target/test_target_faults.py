@@ -21,12 +21,19 @@ IO_GROUP = 1
 BOGUS_KEY = 0x7FFF_0001       # never registered
 
 
-def fault_rig() -> Rig:
+# The need_wrs phase runs on the smallest data-WR pool the target accepts, uncached.
+TIGHT_WRS = {"wr_cache_size": 0, "wr_pool_size": 2 * 16}
+
+
+def fault_rig(phase: str = "") -> Rig:
     """Tight buffers (so a request can be made to wait for them), short read depth (so
     multi-descriptor writes split), manual block device."""
+    extra = TIGHT_WRS if phase == "need_wrs" else {}
     rig = build(max_io_size=32768, io_unit_size=4096, buf_cache_size=0,
-                num_shared_buffers=16, max_read_depth=2, io_depth=8)
+                num_shared_buffers=16, max_read_depth=2, io_depth=8, **extra)
     assert rig.t.options.min_buffers == 16
+    if extra:
+        assert rig.t.options.min_wr_pool == TIGHT_WRS["wr_pool_size"]
     rig.t.set_bdev_auto(False)
     return rig
 
@@ -114,6 +121,29 @@ def need_buffer(rig: Rig) -> Phase:
     return Phase(a, holders, expect, 3)
 
 
+def need_wrs(rig: Rig) -> Phase:
+    """Two 16-descriptor writes in the device hold the whole WR pool (buffers to spare)."""
+    t = rig.t
+    holders = []
+    for i in range(2):
+        cap = rig.write_capsule(64 + 64 * i, rig.data(16 * 1024), "list", ndesc=16,
+                                host_base=200_000 + 150_000 * i)
+        t.submit(rig.io, cap)
+        step_until(rig, cap.cid, ReqState.EXECUTING, limit=200)
+        holders.append(cap.cid)
+    assert t.wr_pool().held == t.wr_pool().capacity == 32
+    assert t.buf_pool().held == 8
+    a, expect = write_a(rig)
+    t.submit(rig.io, a)
+    step_until(rig, a.cid, ReqState.NEED_BUFFER)
+    for _ in range(3):
+        t.poll(IO_GROUP)
+    req = the_request(rig, a.cid)
+    assert req.state == ReqState.NEED_BUFFER and req.num_wrs == 0 and req.num_bufs == 0
+    assert t.wr_pool().get_failures > 0
+    return Phase(a, holders, expect, 3)
+
+
 def reads_partial(rig: Rig) -> Phase:
     t = rig.t
     a, expect = write_a(rig)
@@ -158,7 +188,8 @@ def send_posted(rig: Rig) -> Phase:
     return Phase(a, [], expect, 1)
 
 
-PHASES = {f.__name__: f for f in (capsule_on_wire, need_buffer, reads_partial, executing,
+PHASES = {f.__name__: f for f in (capsule_on_wire, need_buffer, need_wrs, reads_partial,
+                                  executing,
                                   c2h_posted, send_posted)}
 
 # ---- faults --------------------------------------------------------------------------------
@@ -191,7 +222,7 @@ def check_pools_mid_flight(rig: Rig) -> None:
 @pytest.mark.parametrize("fault", list(FAULTS))
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_fault_in_phase_releases_everything(phase: str, fault: str) -> None:
-    rig = fault_rig()
+    rig = fault_rig(phase)
     t = rig.t
     PHASES[phase](rig)
     check_pools_mid_flight(rig)
@@ -218,7 +249,7 @@ def test_fault_in_phase_releases_everything(phase: str, fault: str) -> None:
 
 @pytest.mark.parametrize("phase", list(PHASES))
 def test_transport_destroy_in_phase(phase: str) -> None:
-    rig = fault_rig()
+    rig = fault_rig(phase)
     ph = PHASES[phase](rig)
     rep = rig.t.destroy()
     cap = rig.t.options.wr_pool_capacity
@@ -241,7 +272,7 @@ PARTIAL_POST_NOT_PROGRESS = (
     for p in PHASES
 ])
 def test_post_failures_in_phase_recover_and_complete(phase: str) -> None:
-    rig = fault_rig()
+    rig = fault_rig(phase)
     t = rig.t
     ph = PHASES[phase](rig)
     t.fail_posts(rig.io, 3)
