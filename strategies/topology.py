@@ -1,0 +1,107 @@
+"""Topologies: ports, subsystems, namespaces, controllers and where their qpairs live.
+
+Placement matters more than size: SPDK issue 3328 stayed hidden because the admin qpair
+(and so keep-alive) ran on a different core from the stalled IO qpairs.  Each controller
+therefore draws one of three placements:
+
+* ``packed`` - admin and IO qpairs on one poll group;
+* ``spread`` - every qpair on an independently drawn group;
+* ``admin_apart`` - no IO qpair shares the admin qpair's group.
+
+All qpairs of a controller use one port, as a host reaches one controller through one
+listener address; a port fault therefore takes whole controllers down.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+from hypothesis.strategies import DrawFn, SearchStrategy
+
+from strategies.types import (
+    Controller,
+    Namespace,
+    QpairPlacement,
+    Subsystem,
+    Topology,
+    TransportOptions,
+)
+
+__all__ = ["PLACEMENTS", "namespaces", "topologies"]
+
+PLACEMENTS = ("packed", "spread", "admin_apart")
+MAX_TOPOLOGY_SUBSYSTEMS = 32
+
+
+def namespaces(min_blocks: int = 8, max_blocks: int = 256) -> SearchStrategy[Namespace]:
+    """A small RAM namespace: block size 512 or 4096, ``min_blocks..max_blocks`` blocks."""
+    return st.builds(Namespace, st.sampled_from([512, 4096]),
+                     st.integers(min_blocks, max_blocks))
+
+
+def topologies(opts: TransportOptions, *, min_subsystems: int = 1, max_subsystems: int = 4,
+               max_namespaces: int = 2, max_controllers: int = 2, max_io_qpairs: int = 4,
+               max_depth: int | None = None) -> SearchStrategy[Topology]:
+    """Topologies ``opts`` can hold.
+
+    Subsystems ``min_subsystems..min(max_subsystems, 32, opts.max_subsystems)``, each with
+    ``1..min(max_namespaces, opts.max_namespaces)`` namespaces and 1..``max_controllers``
+    controllers; a controller has an admin qpair and ``0..max_io_qpairs`` IO qpairs.  The
+    total qpair count never exceeds ``opts.max_qpairs`` (later subsystems get fewer
+    controllers when the budget runs out), ports stay below ``opts.max_ports``, groups below
+    ``opts.num_poll_groups`` and depths in ``2..min(max_depth, opts.max_queue_depth)`` (a
+depth of 1 would mean CONNECT sqsize 0, which NVMe forbids).
+    Shrinks toward one subsystem, one namespace, one controller with no IO qpairs."""
+    most_subs = min(max_subsystems, MAX_TOPOLOGY_SUBSYSTEMS, opts.max_subsystems)
+    if not 1 <= min_subsystems <= most_subs or min_subsystems > opts.max_qpairs:
+        raise ValueError(f"cannot place {min_subsystems}..{most_subs} subsystems with "
+                         f"max_qpairs={opts.max_qpairs}")
+    depth = min(max_depth or opts.max_queue_depth, opts.max_queue_depth)
+    return _topology(opts, min_subsystems, most_subs, min(max_namespaces, opts.max_namespaces),
+                     max_controllers, max_io_qpairs, depth)
+
+
+@st.composite
+def _topology(draw: DrawFn, opts: TransportOptions, min_subs: int, most_subs: int,
+              most_ns: int, most_ctrlrs: int, most_io: int, most_depth: int) -> Topology:
+    ports = draw(st.integers(1, opts.max_ports))
+    budget = opts.max_qpairs
+    subsystems = []
+    for s in range(draw(st.integers(min_subs, most_subs))):
+        # keep one admin qpair per remaining mandatory subsystem
+        reserve = max(0, min_subs - s - 1)
+        room = budget - reserve
+        if room < 1:
+            break
+        nss = tuple(draw(st.lists(namespaces(), min_size=1, max_size=most_ns)))
+        ctrlrs = []
+        for _ in range(draw(st.integers(1, min(most_ctrlrs, room)))):
+            if room < 1:
+                break
+            ctrlr = draw(_controller(opts.num_poll_groups, ports, min(most_io, room - 1),
+                                     most_depth))
+            room -= 1 + len(ctrlr.io)
+            budget -= 1 + len(ctrlr.io)
+            ctrlrs.append(ctrlr)
+        subsystems.append(Subsystem(nss, tuple(ctrlrs)))
+    return Topology(ports, tuple(subsystems))
+
+
+@st.composite
+def _controller(draw: DrawFn, groups: int, ports: int, most_io: int,
+                most_depth: int) -> Controller:
+    # depth >= 2: CONNECT's 0-based sqsize must be >= 1 (an NVMe queue holds >= 2 entries)
+    depth = st.one_of(st.integers(min(2, most_depth), most_depth), st.just(most_depth))
+    n_io = draw(st.integers(0, most_io))
+    port = draw(st.integers(0, ports - 1))
+    placement = draw(st.sampled_from(PLACEMENTS)) if groups > 1 else "packed"
+    admin_group = draw(st.integers(0, groups - 1))
+    io = []
+    for _ in range(n_io):
+        if placement == "packed":
+            group = admin_group
+        elif placement == "spread":
+            group = draw(st.integers(0, groups - 1))
+        else:  # admin_apart: any group but the admin's
+            group = (admin_group + 1 + draw(st.integers(0, groups - 2))) % groups
+        io.append(QpairPlacement(draw(depth), group, port))
+    return Controller(QpairPlacement(draw(depth), admin_group, port), tuple(io))
