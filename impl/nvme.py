@@ -28,7 +28,9 @@ Queue = enum.IntEnum("Queue", _members("NRT_QUEUE_"))
 QpState = enum.IntEnum("QpState", _members("NRT_QP_"))
 Event = enum.IntEnum("Event", _members("NRT_EV_"))
 AsyncEventType = enum.IntEnum("AsyncEventType", _members("NRT_ASYNC_"))
-ErrorCode = enum.IntEnum("ErrorCode", {k: v for k, v in _members("NRT_E").items()})
+ErrorCode = enum.IntEnum("ErrorCode", {
+    name: getattr(lib, f"NRT_E{name}") for name in
+    ("INVAL", "NOENT", "NOMEM", "BUSY", "NOTCONN", "NETDOWN", "LIMIT", "MSGSIZE", "STATE")})
 
 SGL_TYPE_DATA_BLOCK = lib.NRT_SGL_TYPE_DATA_BLOCK
 SGL_TYPE_LAST_SEGMENT = lib.NRT_SGL_TYPE_LAST_SEGMENT

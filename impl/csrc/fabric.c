@@ -236,9 +236,11 @@ int nrt_deliver_t2h(struct nrt_transport *t, int id)
     }
     struct data_wr *wr = container_of(w, struct data_wr, wire);
     uint8_t *host = host_range(t, wr->rkey, wr->raddr, wr->len);
-    if (!host) {   /* bad key or range: remote access error, qpair to error */
+    if (!host) {   /* bad key or range: remote access error; RC moves the qpair to
+                    * error at once, so nothing behind this WR reaches the host */
         cq_push(t, qp, &wr->cqe, w->kind == WIRE_READ ? CQE_READ : CQE_WRITE,
                 WC_REM_ACCESS_ERR);
+        qp_set_error(t, qp);
         return 1;
     }
     if (w->kind == WIRE_READ) {

@@ -176,6 +176,7 @@ struct qpair {
 
 struct controller {
     bool live;
+    uint32_t refs;              /* qpairs attached; the slot is reused at zero */
     uint32_t subsystem;
     struct qpair *admin;
     uint64_t last_keep_alive;

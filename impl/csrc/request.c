@@ -251,6 +251,7 @@ static bool post_reads(struct nrt_transport *t, struct request *r)
     r->wrs_posted += n;
     r->wrs_outstanding += n;
     qp->cur_read_depth += n;
+    t->progress++;
     if (qp->cur_read_depth > qp->max_read_seen)
         qp->max_read_seen = qp->cur_read_depth;
     return true;
@@ -269,6 +270,7 @@ static bool post_response(struct nrt_transport *t, struct request *r, bool with_
         r->wrs_posted = r->nwrs;
     }
     list_push_tail(&qp->t2h, &r->send.link);
+    t->progress++;
     r->send_wrs = n;
     qp->cur_send_depth += n;
     if (qp->cur_send_depth > qp->max_send_seen)
@@ -318,7 +320,7 @@ static uint16_t connect(struct nrt_transport *t, struct request *r)
     struct controller *c;
     if (cap->qid == 0) {
         uint32_t i = 0;
-        while (i < t->o.max_qpairs && (t->ctrlrs[i].live || t->ctrlrs[i].admin))
+        while (i < t->o.max_qpairs && (t->ctrlrs[i].live || t->ctrlrs[i].refs))
             i++;
         if (i == t->o.max_qpairs)
             return NRT_SC_CONNECT_INVALID_PARAM;
@@ -339,6 +341,7 @@ static uint16_t connect(struct nrt_transport *t, struct request *r)
         }
     }
     qp->ctrlr = c;
+    c->refs++;
     qp->qid = cap->qid;
     qp->state = NRT_QP_ACTIVE;
     r->result = (uint64_t)(c - t->ctrlrs + 1);
@@ -626,7 +629,7 @@ static void process_queue(struct nrt_transport *t, struct link *q)
 
 void qp_process_pending(struct nrt_transport *t, struct qpair *qp)
 {
-    if (qp->state != NRT_QP_ACTIVE)
+    if (qp->state != NRT_QP_ACTIVE && qp->state != NRT_QP_CONNECTING)
         return;
     process_queue(t, &qp->pending_read);
     process_queue(t, &qp->pending_write);

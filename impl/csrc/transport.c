@@ -497,6 +497,14 @@ struct qpair *qpair_lookup(struct nrt_transport *t, int id)
 
 void qpair_free(struct nrt_transport *t, struct qpair *qp)
 {
+    struct controller *c = qp->ctrlr;
+    if (c) {
+        if (c->admin == qp) {
+            c->admin = NULL;
+            c->live = false;
+        }
+        c->refs--;
+    }
     if (link_linked(&qp->group_link)) {
         list_unlink(&qp->group_link);
         t->groups[qp->group].stats.num_qpairs--;

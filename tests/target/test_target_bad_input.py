@@ -273,10 +273,6 @@ def test_qid_can_be_reused_after_its_qpair_failed(rig: Rig) -> None:
     assert rsp.status == Status.SUCCESS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "target bug: request.c qp_process_pending() returns early unless the qpair is ACTIVE, "
-    "so on a CONNECTING qpair a response whose post failed (fail_posts) is never retried: "
-    "it sits in READY_TO_COMPLETE on the pending send queue and drain() reports stalled"))
 def test_post_failure_on_a_connecting_qpair_recovers() -> None:
     with Transport(Options(**BASE_OPTIONS)) as t:
         port, _sub = t.add_port(), t.add_subsystem()

@@ -259,18 +259,7 @@ def test_transport_destroy_in_phase(phase: str) -> None:
     assert rep.message == "", rep
 
 
-PARTIAL_POST_NOT_PROGRESS = (
-    "target bug: request.c post_reads() posts a partial READ chain (wrs_posted < nwrs, the "
-    "request stays TRANSFER_TO_CTRLR_PENDING) without counting t->progress, so after the "
-    "injected post failures are used up, the drain round whose only change is that post "
-    "looks idle and nrt_drain() reports stalled while READs sit on the wire")
-
-
-@pytest.mark.parametrize("phase", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=PARTIAL_POST_NOT_PROGRESS))
-    if p == "capsule_on_wire" else p
-    for p in PHASES
-])
+@pytest.mark.parametrize("phase", PHASES)
 def test_post_failures_in_phase_recover_and_complete(phase: str) -> None:
     rig = fault_rig(phase)
     t = rig.t
@@ -309,12 +298,6 @@ def test_remote_access_error_on_a_read_write_then_drain_releases_everything() ->
     assert_released(t)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "target bug: fabric.c nrt_deliver_t2h() completes a WR with a bad key with "
-    "WC_REM_ACCESS_ERR but leaves the qpair ACTIVE and the rest of its send queue "
-    "deliverable until the CQE is polled, so the read's response SEND still reaches the "
-    "host with status SUCCESS although its data never arrived (RC: the WRs after the "
-    "failed one must flush, not execute)"))
 def test_failed_rdma_write_stops_the_response_reaching_the_host() -> None:
     rig = fault_rig()
     t = rig.t

@@ -267,12 +267,6 @@ def test_full_queue_of_mixed_io(rig: Rig) -> None:
     assert_clean_destroy(t)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "target bug: request.c connect() picks a controller with "
-    "`while (ctrlrs[i].live || ctrlrs[i].admin)`, and `admin` is never cleared when the "
-    "admin qpair is destroyed (transport.c qpair_free), so controller slots are never "
-    "reused: after max_qpairs admin connects over the transport's life every admin "
-    "CONNECT fails with 0x0182, with no controller live"))
 def test_admin_reconnects_reuse_controller_slots() -> None:
     with Transport(num_poll_groups=1, max_queue_depth=8, max_io_size=32768,
                    io_unit_size=4096, num_shared_buffers=200, max_qpairs=2) as t:
