@@ -1,0 +1,301 @@
+"""Every invariant check of the suite, one function per property (DESIGN section 6).
+
+State machines, stress runs and self-checks call these; nothing else decides a verdict.
+Each failure raises :class:`PropertyViolation` whose message starts with the property ID
+and names the counts involved, e.g. ``POOL-2: data-WR pool returned 184280 of 184320``.
+Checks see the target only through the facade: what the host sees, the counters the
+target reports, and (white-box, where needed) request states.  None of them looks at the
+defect switches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from impl import (
+    DestroyReport,
+    DrainResult,
+    Options,
+    PoolCounts,
+    QpairInfo,
+    QpState,
+    Queue,
+    ReqState,
+    RequestInfo,
+)
+
+S = ReqState
+
+
+class PropertyViolation(AssertionError):
+    """A property of DESIGN section 6 does not hold.  ``spec`` is its ID."""
+
+    def __init__(self, spec: str, message: str):
+        self.spec = spec
+        super().__init__(f"{spec}: {message}")
+
+
+def fail(spec: str, message: str) -> None:
+    raise PropertyViolation(spec, message)
+
+
+# The legal request-state graph (SM-1).  Abnormal completion may cut in from any state
+# that is not waiting on a completion; waiting states leave only through their completion.
+LEGAL_TRANSITIONS: frozenset[tuple[int, int]] = frozenset({
+    (S.FREE, S.NEW),
+    (S.NEW, S.NEED_BUFFER), (S.NEW, S.READY_TO_EXECUTE), (S.NEW, S.READY_TO_COMPLETE),
+    (S.NEW, S.COMPLETED),
+    (S.NEED_BUFFER, S.TRANSFER_TO_CTRLR_PENDING), (S.NEED_BUFFER, S.READY_TO_EXECUTE),
+    (S.NEED_BUFFER, S.COMPLETED),
+    (S.TRANSFER_TO_CTRLR_PENDING, S.TRANSFERRING_H2C),
+    (S.TRANSFER_TO_CTRLR_PENDING, S.COMPLETED),
+    (S.TRANSFERRING_H2C, S.READY_TO_EXECUTE), (S.TRANSFERRING_H2C, S.COMPLETED),
+    (S.READY_TO_EXECUTE, S.EXECUTING), (S.READY_TO_EXECUTE, S.COMPLETED),
+    (S.EXECUTING, S.EXECUTED),
+    (S.EXECUTED, S.TRANSFER_TO_HOST_PENDING), (S.EXECUTED, S.READY_TO_COMPLETE),
+    (S.EXECUTED, S.COMPLETED),
+    (S.TRANSFER_TO_HOST_PENDING, S.TRANSFERRING_C2H),
+    (S.TRANSFER_TO_HOST_PENDING, S.COMPLETED),
+    (S.READY_TO_COMPLETE, S.COMPLETING), (S.READY_TO_COMPLETE, S.COMPLETED),
+    (S.TRANSFERRING_C2H, S.COMPLETED),
+    (S.COMPLETING, S.COMPLETED),
+    (S.COMPLETED, S.FREE),
+})
+
+# The one queue each state implies (SM-1); every other state sits on no queue.
+QUEUE_OF_STATE: Mapping[int, int] = {
+    S.NEED_BUFFER: Queue.PENDING_BUF,
+    S.TRANSFER_TO_CTRLR_PENDING: Queue.PENDING_READ,
+    S.TRANSFER_TO_HOST_PENDING: Queue.PENDING_WRITE,
+    S.READY_TO_COMPLETE: Queue.PENDING_SEND,
+}
+
+
+def _name(state: int) -> str:
+    try:
+        return S(state).name
+    except ValueError:
+        return f"state {state}"
+
+
+# ------------------------------------------------------------------------------ POOL
+
+
+def _pool_conservation(spec: str, what: str, p: PoolCounts) -> None:
+    if p.duplicates:
+        fail(spec, f"{what}: {p.duplicates} object(s) held in two places at once "
+                   f"(ring {p.ring_free}, cached {p.cached}, held {p.held}, "
+                   f"capacity {p.capacity})")
+    if p.accounted != p.capacity or p.missing:
+        fail(spec, f"{what}: ring free {p.ring_free} + cached {p.cached} + held by requests "
+                   f"{p.held} = {p.accounted}, capacity {p.capacity} "
+                   f"({p.missing} object(s) nowhere)")
+
+
+def wr_pool_conserved(p: PoolCounts) -> None:
+    """POOL-1: ring free + group caches + held by requests = capacity; no WR held twice."""
+    _pool_conservation("POOL-1", "data-WR pool", p)
+
+
+def pool_returned_at_quiescence(wr: PoolCounts, buf: PoolCounts, expected_wrs: int,
+                                expected_bufs: int) -> None:
+    """POOL-2 at quiescence: nothing held, everything back in ring and caches."""
+    if wr.held or wr.ring_free + wr.cached != expected_wrs:
+        fail("POOL-2", f"data-WR pool returned {wr.ring_free + wr.cached} of {expected_wrs} "
+                       f"at quiescence ({wr.held} still held by requests)")
+    if buf.held or buf.ring_free + buf.cached != expected_bufs:
+        fail("POOL-3", f"data buffers returned {buf.ring_free + buf.cached} of "
+                       f"{expected_bufs} at quiescence ({buf.held} still held)")
+
+
+def destroy_report_exact(report: DestroyReport, expected_wrs: int, expected_bufs: int) -> None:
+    """POOL-2 after destroy: exactly depth x multiplier came back, and the target's own
+    destroy report agrees (expected count right, message only when something is short)."""
+    if report.wr_returned != expected_wrs:
+        fail("POOL-2", f"data-WR pool returned {report.wr_returned} of {expected_wrs} "
+                       f"at destroy (target says: {report.message or 'nothing'})")
+    if report.wr_expected != expected_wrs:
+        fail("POOL-2", f"destroy report expects {report.wr_expected} data WRs, the "
+                       f"configuration gives {expected_wrs}")
+    if report.buf_returned != expected_bufs:
+        fail("POOL-3", f"data buffers returned {report.buf_returned} of {expected_bufs} "
+                       f"at destroy")
+    if report.message:
+        fail("POOL-2", f"destroy report complains although every count is exact: "
+                       f"{report.message!r}")
+
+
+def buffers_and_slots_conserved(buf: PoolCounts, qpairs: Iterable[QpairInfo]) -> None:
+    """POOL-3: data buffers, request slots and receive WRs are each conserved."""
+    _pool_conservation("POOL-3", "data buffers", buf)
+    for q in qpairs:
+        busy = q.depth - q.req_states[S.FREE]
+        if q.slots_free + q.slots_used != q.depth or busy != q.slots_used:
+            fail("POOL-3", f"qpair {q.id}: request slots free {q.slots_free} + used "
+                           f"{q.slots_used} vs depth {q.depth}, {busy} not FREE")
+        recvs = q.recv_posted + q.recv_in_cq + q.recv_held + q.recv_idle
+        if recvs != q.depth:
+            fail("POOL-3", f"qpair {q.id}: receive WRs posted {q.recv_posted} + in CQ "
+                           f"{q.recv_in_cq} + held {q.recv_held} + idle {q.recv_idle} = "
+                           f"{recvs}, depth {q.depth}")
+        if q.state in (QpState.ACTIVE, QpState.CONNECTING) and q.recv_idle:
+            fail("POOL-3", f"qpair {q.id} is live but {q.recv_idle} receive WR(s) are "
+                           f"neither posted nor held (lost receives)")
+
+
+# ------------------------------------------------------------------------- SM, DEPTH
+
+
+def transitions_legal(transitions: Mapping[tuple[int, int], int]) -> None:
+    """SM-1: every request state change so far is an edge of the legal graph."""
+    for (src, dst), count in sorted(transitions.items()):
+        if (src, dst) not in LEGAL_TRANSITIONS:
+            fail("SM-1", f"illegal request transition {_name(src)} -> {_name(dst)} "
+                         f"({count} time(s))")
+
+
+def requests_consistent(qpair: int, requests: Iterable[RequestInfo]) -> None:
+    """SM-1: a request sits in at most one pending queue, the one its state implies; its
+    WR counters are ordered (outstanding <= posted <= held)."""
+    for r in requests:
+        want = QUEUE_OF_STATE.get(r.state, Queue.NONE)
+        if r.queue != want:
+            fail("SM-1", f"qpair {qpair} cid {r.cid} in {_name(r.state)} sits on queue "
+                         f"{Queue(r.queue).name}, expected {Queue(want).name}")
+        if not r.wrs_outstanding <= r.wrs_posted <= r.num_wrs:
+            fail("SM-1", f"qpair {qpair} cid {r.cid}: WRs outstanding {r.wrs_outstanding}, "
+                         f"posted {r.wrs_posted}, held {r.num_wrs} out of order")
+
+
+def depths_within_limits(q: QpairInfo, requests: Iterable[RequestInfo]) -> None:
+    """DEPTH-1: read depth, send depth and outstanding requests within their limits, and the
+    qpair's read-depth counter equals the RDMA READs actually outstanding."""
+    if q.cur_read_depth > q.max_read_depth or q.max_read_depth_seen > q.max_read_depth:
+        fail("DEPTH-1", f"qpair {q.id}: read depth {q.cur_read_depth} (peak "
+                        f"{q.max_read_depth_seen}) exceeds {q.max_read_depth}")
+    if q.cur_send_depth > q.max_send_depth or q.max_send_depth_seen > q.max_send_depth:
+        fail("DEPTH-1", f"qpair {q.id}: send depth {q.cur_send_depth} (peak "
+                        f"{q.max_send_depth_seen}) exceeds {q.max_send_depth}")
+    if q.slots_used > q.depth or q.host_outstanding > q.depth:
+        fail("DEPTH-1", f"qpair {q.id}: {q.slots_used} requests / {q.host_outstanding} "
+                        f"host capsules outstanding, depth {q.depth}")
+    if q.state == QpState.ACTIVE:
+        reads = sum(r.wrs_outstanding for r in requests if r.xfer == 1)
+        if reads != q.cur_read_depth:
+            fail("DEPTH-1", f"qpair {q.id}: read depth counter {q.cur_read_depth} but "
+                            f"{reads} RDMA READ(s) outstanding")
+
+
+# ---------------------------------------------------------------------------------- CFG
+
+
+def options_honoured(opts: Options, effective: Options, wr: PoolCounts,
+                     buf: PoolCounts) -> None:
+    """CFG-1: accepted options are honoured exactly."""
+    if wr.capacity != opts.wr_pool_capacity:
+        how = (f"wr_pool_size {opts.wr_pool_size}" if opts.wr_pool_size else
+               f"max_queue_depth {opts.max_queue_depth} x wr_pool_multiplier "
+               f"{opts.wr_pool_multiplier}")
+        fail("CFG-1", f"data-WR pool capacity {wr.capacity}, configured {how} = "
+                      f"{opts.wr_pool_capacity}")
+    if buf.capacity != opts.num_shared_buffers:
+        fail("CFG-1", f"{buf.capacity} shared buffers, configured {opts.num_shared_buffers}")
+    for name in ("max_queue_depth", "max_io_size", "io_unit_size", "in_capsule_data_size",
+                 "max_read_depth", "max_sge", "num_poll_groups", "wr_cache_size",
+                 "buf_cache_size"):
+        if getattr(effective, name) != getattr(opts, name):
+            fail("CFG-1", f"{name} is {getattr(effective, name)}, configured "
+                          f"{getattr(opts, name)}")
+
+
+def refusal_explained(reason: str | None, message: str | None, minimum: int | None) -> None:
+    """CFG-1: options are refused exactly when the contract says so, with a message that
+    names the minimum for deadlock-prone pools."""
+    if reason is None and message is not None:
+        fail("CFG-1", f"valid options refused: {message}")
+    if reason is not None and message is None:
+        fail("CFG-1", f"options accepted although {reason}")
+    if minimum is not None and message is not None and str(minimum) not in message:
+        fail("CFG-1", f"refusal does not name the minimum {minimum}: {message!r}")
+
+
+# ------------------------------------------------------------------------ LIVE, CQE
+
+
+def no_stall(result: DrainResult, outstanding: Mapping[int, Iterable[int]],
+             detail: str = "") -> None:
+    """LIVE-1: in liveness mode every request on a live qpair completes within the round
+    bound; a full round without progress while work is outstanding is a stall."""
+    waiting = {qp: sorted(cids) for qp, cids in outstanding.items() if cids}
+    if result.stalled:
+        fail("LIVE-1", f"stall: a full round made no progress after {result.rounds} "
+                       f"round(s) with {sum(map(len, waiting.values()))} command(s) "
+                       f"unanswered {waiting} {detail}".rstrip())
+    if not result.quiescent:
+        fail("LIVE-1", f"not quiescent after {result.rounds} rounds (bound reached) "
+                       f"{detail}".rstrip())
+    if waiting:
+        fail("LIVE-1", f"transport quiescent but {sum(map(len, waiting.values()))} "
+                       f"command(s) on live qpairs never answered: {waiting}")
+
+
+def admin_not_starved(kind: str, answered: bool, rounds: int, waiting_io: int) -> None:
+    """LIVE-2: admin, fabrics and in-capsule commands complete while IO waits for buffers."""
+    if not answered:
+        fail("LIVE-2", f"{kind} got no response within {rounds} delivery/poll rounds while "
+                       f"{waiting_io} IO request(s) waited for buffers")
+
+
+def response_expected(qpair: int, cid: int, outstanding: bool, already: bool,
+                      unexpected_flag: bool) -> None:
+    """CQE-1: a response answers exactly one outstanding capsule with its CID."""
+    if unexpected_flag or not outstanding:
+        fail("CQE-1", f"qpair {qpair}: response for CID {cid} which is not outstanding")
+    if already:
+        fail("CQE-1", f"qpair {qpair}: second response for CID {cid}")
+
+
+def status_as_expected(spec: str, qpair: int, cid: int, what: str, status: int,
+                       allowed: Iterable[int]) -> None:
+    """CQE-1 / ERR-1: the response status is one the command may get."""
+    allowed = tuple(allowed)
+    if status not in allowed:
+        fail(spec, f"qpair {qpair} CID {cid} ({what}) answered 0x{status:04x}, expected "
+                   f"{' or '.join(f'0x{s:04x}' for s in allowed)}")
+
+
+# ------------------------------------------------------------------------------ DATA
+
+
+def bytes_match(what: str, got: bytes, candidates: Iterable[bytes]) -> None:
+    """DATA-1: read-after-write returns the written bytes (one of the possible versions
+    for blocks a fault left undecided), in SGE order."""
+    options = tuple(candidates)
+    if got in options:
+        return
+    first = options[0] if options else b""
+    at = next((i for i, (a, b) in enumerate(zip(got, first)) if a != b), min(len(got),
+                                                                             len(first)))
+    fail("DATA-1", f"{what}: {len(got)} bytes differ from every one of {len(options)} "
+                   f"possible version(s); first difference at byte {at}")
+
+
+# ------------------------------------------------------------------------------- SHUT
+
+
+def shutdown_released(report: DestroyReport, expected_wrs: int, expected_bufs: int,
+                      in_flight: int) -> None:
+    """SHUT-1: an abrupt transport destroy with IO in any state releases everything."""
+    if report.wr_returned != expected_wrs or report.buf_returned != expected_bufs:
+        fail("SHUT-1", f"abrupt destroy with {in_flight} request(s) in flight returned "
+                       f"{report.wr_returned} of {expected_wrs} data WRs and "
+                       f"{report.buf_returned} of {expected_bufs} buffers "
+                       f"(target says: {report.message or 'nothing'})")
+    destroy_report_exact(report, expected_wrs, expected_bufs)
+
+
+def qpair_released(q: QpairInfo | None, what: str) -> None:
+    """SHUT-1: once a failed qpair has drained, it is destroyed and holds nothing."""
+    if q is not None:
+        fail("SHUT-1", f"{what}: qpair {q.id} still exists in state {QpState(q.state).name} "
+                       f"with {q.slots_used} request(s) after liveness mode")

@@ -1,0 +1,482 @@
+"""The harness: drives one target from strategy values and keeps the reference model.
+
+It turns drawn values (options, topology, IO shapes, schedules, faults) into facade calls,
+reaps every response into the model, and calls :mod:`conformance.checks` for verdicts.
+State machines (the gate), stress runs and self-checks all use it.  It never looks at the
+options' defect switches: it passes them through to the target untouched.
+"""
+
+from __future__ import annotations
+
+from conformance import checks
+from conformance.model import Command, ControllerModel, NamespaceModel, QpairModel, pattern
+from impl import (
+    Capsule,
+    Opcode,
+    Options,
+    OptionsRefused,
+    QpState,
+    ReqState,
+    Status,
+    TargetError,
+    Transport,
+    connect_capsule,
+    in_capsule,
+    keyed,
+)
+from strategies.configs import ControllerSpec, GateConfig
+from strategies.shapes import IoShape, realize
+from strategies.types import Fault, IoCommand, Namespace, Schedule, TransportOptions
+
+#: Delivery/poll rounds a targeted command (probe, connect) gets before LIVE-2 fails.
+PROBE_ROUNDS = 4
+#: Host-memory slack per CID for descriptor gaps.
+GAP_SLACK = 16 * 64 + 64
+
+
+class Harness:
+    """One target under test plus its reference model."""
+
+    def __init__(self, config: GateConfig, *, defects: int = 0):
+        self.config = config
+        opts = config.options
+        self.options = Options.from_any(opts, defects=defects | opts.defects)
+        self.strategy_options: TransportOptions = opts
+        try:
+            self.t = Transport(self.options)
+        except OptionsRefused as exc:
+            checks.fail("CFG-1", f"valid options refused: {exc.message}")
+        self.alive = True
+        self.io_error_statuses: set[int] = set()
+        self.write_tag = 0
+        self.events = 0           # micro-events executed through the facade
+        self.steps = 0
+        self.timeline: list[dict[str, int]] = []
+        checks.options_honoured(self.options, self.t.effective_options, self.t.wr_pool(),
+                                self.t.buf_pool())
+        self.t.set_bdev_auto(False)
+        self.ports = [self.t.add_port() for _ in range(config.topology.num_ports)]
+        self.port_is_up = {p: True for p in self.ports}
+        self.window = self.options.max_io_size + GAP_SLACK
+        total_depth = sum(q.depth for q in config.topology.qpairs()) + 4 * 16
+        self.host_size = total_depth * self.window + 4096 * 64
+        self.mkey = self.t.register_memory(self.host_size)
+        self.host_used = 0
+        self.controllers: list[ControllerModel] = []
+        self.qpairs: list[QpairModel] = []
+        self.subsystems: list[tuple[int, list[NamespaceModel]]] = []
+        for sub in config.topology.subsystems:
+            s = self.t.add_subsystem()
+            models = []
+            for ns in sub.namespaces:
+                nsid = self.t.add_namespace(s, ns.block_size, ns.num_blocks)
+                models.append(NamespaceModel(s, nsid, ns.block_size, ns.num_blocks))
+            self.subsystems.append((s, models))
+        for (s, models), sub in zip(self.subsystems, config.topology.subsystems):
+            for ctrl in sub.controllers:
+                spec = ControllerSpec(ctrl.admin.port, ctrl.admin.group, ctrl.admin.depth,
+                                      tuple((q.port, q.group, q.depth) for q in ctrl.io))
+                self._connect_controller(s, models, spec, settle=True)
+
+    # ---------------------------------------------------------------- topology helpers
+    def _new_qpair(self, ctrl: ControllerModel, port: int, group: int, depth: int,
+                   qid: int) -> QpairModel | None:
+        if self.host_used + depth * self.window > self.host_size:
+            return None    # out of host memory for more connections: skip quietly
+        try:
+            handle = self.t.create_qpair(port, group, depth)
+        except TargetError:
+            return None    # table full or port down: the connection is refused
+        qp = QpairModel(handle, group, port, depth, qid, ctrl, self.window, self.host_used)
+        self.host_used += depth * self.window
+        self.qpairs.append(qp)
+        return qp
+
+    def _connect_controller(self, subsystem: int, models: list[NamespaceModel],
+                            spec: ControllerSpec, settle: bool) -> None:
+        opts = self.options
+        ctrl = ControllerModel(subsystem, models)
+        port = self._up_port(spec.admin_port)
+        if port is None:
+            return
+        depth = max(2, min(spec.admin_depth, opts.max_queue_depth))
+        admin = self._new_qpair(ctrl, port, spec.admin_group % opts.num_poll_groups, depth, 0)
+        if admin is None:
+            return
+        ctrl.admin = admin
+        self.controllers.append(ctrl)
+        rsp = self._connect(admin, subsystem, 0, 0, settle)
+        if rsp is None:
+            return
+        ctrl.cntlid = rsp
+        for qid, (p, g, d) in enumerate(spec.io, start=1):
+            port = self._up_port(p)
+            if port is None:
+                continue
+            qp = self._new_qpair(ctrl, port, g % opts.num_poll_groups,
+                                 max(2, min(d, opts.max_queue_depth)), qid)
+            if qp is None:
+                continue
+            ctrl.io.append(qp)
+            self._connect(qp, subsystem, qid, ctrl.cntlid, settle)
+
+    def _connect(self, qp: QpairModel, subsystem: int, qid: int, cntlid: int,
+                 settle: bool) -> int | None:
+        cap = connect_capsule(0, subsystem, qid=qid, cntlid=cntlid, sqsize=qp.depth - 1)
+        cmd = Command(0, f"connect qid {qid}", "connect")
+        if not self._submit(qp, cap, cmd):
+            return None
+        if settle:
+            self.t.drain(64)
+            self.collect()
+        else:
+            self._await(qp, cmd, "fabrics CONNECT")
+        return cmd.result
+
+    def _up_port(self, index: int) -> int | None:
+        up = [p for p in self.ports if self.port_is_up[p]]
+        return up[index % len(up)] if up else None
+
+    # ---------------------------------------------------------------------- queries
+    def live_qpairs(self) -> list[QpairModel]:
+        return [q for q in self.qpairs if not q.failed]
+
+    def live_io_qpairs(self) -> list[QpairModel]:
+        return [q for q in self.qpairs if not q.failed and q.qid != 0 and
+                q.controller.cntlid]
+
+    def existing_qpairs(self) -> list[QpairModel]:
+        return [q for q in self.qpairs if not q.gone]
+
+    def in_flight(self) -> int:
+        return sum(len(q.outstanding) for q in self.qpairs)
+
+    # ---------------------------------------------------------------------- submission
+    def _submit(self, qp: QpairModel, cap: Capsule, cmd: Command, icd: bytes = b"") -> bool:
+        try:
+            self.t.submit(qp.handle, cap, icd)
+        except TargetError as exc:
+            self._refresh_states()
+            if not qp.failed:
+                checks.fail("CQE-1", f"qpair {qp.handle} is live but refused capsule CID "
+                                     f"{cmd.cid}: {exc}")
+            return False
+        qp.outstanding[cmd.cid] = cmd
+        return True
+
+    def _busy(self, ns: NamespaceModel, lo: int, hi: int, write: bool) -> bool:
+        for q in self.qpairs:
+            for c in q.outstanding.values():
+                r = c.lba_range
+                if c.ns is ns and r and r[0] < hi and lo < r[1] and (write or c.data):
+                    return True
+        return False
+
+    def submit_io(self, shape: IoShape, *, bad_key: bool = False) -> bool:
+        """Submit the command ``shape`` stands for; False if nothing could take it."""
+        live = self.live_io_qpairs()
+        if not live:
+            return False
+        qp = live[shape.qpair % len(live)]
+        cid = qp.free_cid()
+        if cid is None:
+            return False
+        nsm = qp.controller.namespaces[shape.namespace % len(qp.controller.namespaces)]
+        ns = Namespace(nsm.block_size, nsm.num_blocks)
+        cmd_io = realize(shape, ns, self.strategy_options, nsm.nsid)
+        if cmd_io.op != "flush":
+            slba = self._free_lba(nsm, cmd_io)
+            if slba is None:
+                return False
+            cmd_io = realize(shape, ns, self.strategy_options, nsm.nsid, slba=slba)
+        return self._submit_io(qp, cid, nsm, cmd_io, bad_key)
+
+    def _free_lba(self, nsm: NamespaceModel, io: IoCommand) -> int | None:
+        n = io.nlb + 1
+        write = io.op == "write"
+        starts = [io.slba] + list(range(0, nsm.num_blocks - n + 1, n))
+        for slba in starts:
+            if not self._busy(nsm, slba, slba + n, write):
+                return slba
+        return None
+
+    def _submit_io(self, qp: QpairModel, cid: int, nsm: NamespaceModel, io: IoCommand,
+                   bad_key: bool) -> bool:
+        base = qp.base + cid * qp.window
+        label = f"{io.op} nsid {io.nsid} lba {io.slba}+{io.nlb + 1}"
+        allowed = (Status.SUCCESS, *sorted(self.io_error_statuses))
+        if io.layout is None:
+            cap = Capsule(Opcode.FLUSH, cid, nsid=io.nsid)
+            return self._submit(qp, cap, Command(cid, label, "io", io, nsm, allowed=allowed))
+        length = io.layout.length
+        data = None
+        if io.op == "write":
+            self.write_tag += 1
+            data = pattern(self.write_tag, io.slba, length, nsm.block_size)
+        if io.layout.kind == "in_capsule":
+            cap = Capsule.with_data(Opcode.WRITE, cid, [in_capsule(length)], nsid=io.nsid,
+                                    slba=io.slba, nlb=io.nlb)
+            cmd = Command(cid, label + " in-capsule", "io", io, nsm, data, allowed=allowed)
+            return self._submit(qp, cap, cmd, icd=data or b"")
+        ranges, pos = [], 0
+        key = self.mkey + 1 if bad_key else self.mkey
+        for off, n in zip(io.layout.offsets, io.layout.lengths):
+            ranges.append((base + off, n))
+            if data is not None:
+                self.t.write_memory(self.mkey, base + off, data[pos:pos + n])
+            pos += n
+        descs = [keyed(a, n, key) for a, n in ranges]
+        opcode = Opcode.WRITE if io.op == "write" else Opcode.READ
+        cap = Capsule.with_data(opcode, cid, descs, nsid=io.nsid, slba=io.slba, nlb=io.nlb)
+        cmd = Command(cid, f"{label} x{len(descs)} desc", "io", io, nsm, data, tuple(ranges),
+                      allowed)
+        if bad_key:
+            cmd.lost = True   # a remote access error takes the qpair down: none or one
+        return self._submit(qp, cap, cmd)
+
+    # ------------------------------------------------------------------------ progress
+    def run_schedule(self, schedule: Schedule) -> None:
+        existing = self.existing_qpairs()
+        groups = self.options.num_poll_groups
+
+        def resolve(kind: str, index: int) -> int | None:
+            if kind in ("h2t", "t2h"):
+                if not existing:
+                    return None
+                return existing[index % len(existing)].handle % Transport.HANDLE_SLOTS
+            if kind == "poll":
+                return index % groups
+            return index
+
+        words = schedule.to_words(resolve)
+        self.events += len(words)
+        self.t.run(words)
+        self.collect()
+
+    def collect(self) -> None:
+        """Reap every response into the model, then notice failed and destroyed qpairs."""
+        for qp in self.qpairs:
+            if qp.gone:
+                continue
+            try:
+                responses = self.t.reap(qp.handle)
+            except TargetError:
+                responses = []
+            for r in responses:
+                self._on_response(qp, r.cid, r.status, r.result, r.unexpected)
+        self._refresh_states()
+
+    def _on_response(self, qp: QpairModel, cid: int, status: int, result: int,
+                     unexpected: bool) -> None:
+        cmd = qp.outstanding.pop(cid, None)
+        checks.response_expected(qp.handle, cid, cmd is not None, False, unexpected)
+        assert cmd is not None
+        cmd.result = result
+        if cmd.kind == "connect":
+            checks.status_as_expected("CQE-1", qp.handle, cid, cmd.label, status,
+                                      (Status.SUCCESS,))
+            return
+        if not cmd.lost:
+            checks.status_as_expected("CQE-1", qp.handle, cid, cmd.label, status, cmd.allowed)
+        io, ns = cmd.io, cmd.ns
+        if io is None or ns is None or io.op == "flush":
+            return
+        if io.op == "write":
+            assert cmd.data is not None
+            if status == Status.SUCCESS:
+                ns.write_acknowledged(io.slba, cmd.data)
+            else:
+                ns.write_undecided(io.slba, cmd.data)
+        elif status == Status.SUCCESS:
+            got = b"".join(self.t.read_memory(self.mkey, off, n) for off, n in cmd.host_ranges)
+            self._check_blocks(f"qpair {qp.handle} CID {cid} {cmd.label}", ns, io.slba, got)
+
+    def _check_blocks(self, what: str, ns: NamespaceModel, slba: int, got: bytes) -> None:
+        bs = ns.block_size
+        for i in range(len(got) // bs):
+            checks.bytes_match(f"{what}, block {slba + i}", got[i * bs:(i + 1) * bs],
+                               ns.candidates(slba + i))
+
+    def _refresh_states(self) -> None:
+        for qp in self.qpairs:
+            if qp.gone:
+                continue
+            info = self.t.qpair_info(qp.handle)
+            if info is None:
+                self._mark_failed(qp)
+                qp.gone = True
+                qp.outstanding.clear()   # lost capsules: their qpair is gone for good
+            elif info.state in (QpState.ERROR, QpState.DESTROYED):
+                self._mark_failed(qp)
+
+    def _mark_failed(self, qp: QpairModel) -> None:
+        if qp.failed:
+            return
+        qp.failed = True
+        for cmd in qp.outstanding.values():
+            cmd.lost = True
+            if cmd.io is not None and cmd.io.op == "write" and cmd.ns and cmd.data:
+                cmd.ns.write_undecided(cmd.io.slba, cmd.data)
+
+    def _await(self, qp: QpairModel, cmd: Command, kind: str) -> bool:
+        """Deliver only this qpair's wires and poll its group, a few rounds (LIVE-2)."""
+        waiting = self.t.group_stats(qp.group).pending_data_buffer
+        for _ in range(PROBE_ROUNDS):
+            while self.t.deliver_h2t(qp.handle):
+                pass
+            while self.t.poll(qp.group):
+                pass
+            while self.t.deliver_t2h(qp.handle):
+                pass
+            while self.t.poll(qp.group):
+                pass
+            self.collect()
+            if cmd.cid not in qp.outstanding or qp.outstanding[cmd.cid] is not cmd:
+                return True
+            if qp.failed:
+                return False
+        checks.admin_not_starved(kind, False, PROBE_ROUNDS, waiting)
+        return False
+
+    # -------------------------------------------------------------------------- rules
+    def admin_probe(self, which: int) -> None:
+        """LIVE-2: a keep-alive or property get on an admin qpair completes promptly."""
+        admins = [c.admin for c in self.controllers
+                  if c.admin and not c.admin.failed and c.cntlid]
+        if not admins:
+            return
+        qp = admins[which % len(admins)]
+        cid = qp.free_cid()
+        if cid is None:
+            return
+        if which % 2:
+            cap = Capsule(Opcode.KEEP_ALIVE, cid)
+            cmd = Command(cid, "keep-alive", "probe")
+        else:
+            cap = Capsule(Opcode.FABRICS, cid, fctype=4, cdw10=0x08)   # property get VS
+            cmd = Command(cid, "property get VS", "probe")
+        if self._submit(qp, cap, cmd):
+            self._await(qp, cmd, cmd.label)
+
+    def connect_controller(self, spec: ControllerSpec) -> None:
+        if not self.subsystems:
+            return
+        s, models = self.subsystems[spec.subsystem % len(self.subsystems)]
+        self._connect_controller(s, models, spec, settle=False)
+
+    def fault(self, f: Fault) -> None:
+        t = self.t
+        live = self.live_qpairs()
+        if f.kind == "bdev_error":
+            status = f.status or Status.INTERNAL_ERROR
+            t.bdev_inject_error(max(1, f.count), status)
+            self.io_error_statuses.add(status)
+            for qp in self.qpairs:   # IO already in flight may now fail too
+                for cmd in qp.outstanding.values():
+                    if cmd.kind == "io":
+                        cmd.allowed = (*cmd.allowed, status)
+        elif f.kind in ("port_down", "port_up"):
+            port = self.ports[f.target % len(self.ports)]
+            if f.kind == "port_down":
+                t.port_down(port)
+            else:
+                t.port_up(port)
+            self.port_is_up[port] = f.kind == "port_up"
+        elif f.kind == "transport_destroy":
+            self.shutdown()
+            return
+        elif live:
+            qp = live[f.target % len(live)]
+            if f.kind == "qpair_error":
+                t.inject_qpair_error(qp.handle)
+            elif f.kind == "host_disconnect":
+                t.host_disconnect(qp.handle)
+            elif f.kind == "qpair_disconnect":
+                t.disconnect_qpair(qp.handle)
+            elif f.kind == "post_fail":
+                t.fail_posts(qp.handle, max(1, f.count))
+        self._refresh_states()
+
+    def shutdown(self) -> None:
+        """SHUT-1: abrupt transport destroy with IO in whatever state it is in."""
+        in_flight = sum(sum(i.req_states[1:]) for q in self.existing_qpairs()
+                        if (i := self.t.qpair_info(q.handle)) is not None)
+        report = self.t.destroy()
+        self.alive = False
+        checks.shutdown_released(report, self.options.wr_pool_capacity,
+                                 self.options.num_shared_buffers, in_flight)
+
+    # -------------------------------------------------------------------------- checks
+    def check_step(self) -> None:
+        """Invariants that hold after every step: POOL-1, POOL-3, SM-1, DEPTH-1."""
+        if not self.alive:
+            return
+        t = self.t
+        checks.wr_pool_conserved(t.wr_pool())
+        infos = []
+        for qp in self.existing_qpairs():
+            info = t.qpair_info(qp.handle)
+            if info is None:
+                continue
+            reqs = t.requests(qp.handle)
+            checks.requests_consistent(qp.handle, reqs)
+            checks.depths_within_limits(info, reqs)
+            infos.append(info)
+        checks.buffers_and_slots_conserved(t.buf_pool(), infos)
+        checks.transitions_legal(t.transitions())
+
+    def finish(self) -> None:
+        """Liveness mode, then destroy: LIVE-1, CQE-1, SHUT-1, POOL-2, DATA-1."""
+        if not self.alive:
+            return
+        t = self.t
+        for qp in self.existing_qpairs():
+            try:
+                t.fail_posts(qp.handle, 0)
+            except TargetError:
+                pass
+        t.bdev_inject_error(0, 0)
+        bound = 64 + 16 * self.in_flight()
+        result = t.drain(bound)
+        self.collect()
+        waiting = {qp.handle: [c for c, cmd in qp.outstanding.items() if not cmd.lost]
+                   for qp in self.qpairs if not qp.failed}
+        checks.no_stall(result, waiting, self._stall_detail() if not result.quiescent else "")
+        for qp in self.qpairs:
+            if qp.failed:
+                checks.qpair_released(t.qpair_info(qp.handle),
+                                      f"failed qpair (qid {qp.qid}, group {qp.group})")
+        wr, buf = t.wr_pool(), t.buf_pool()
+        checks.wr_pool_conserved(wr)
+        checks.pool_returned_at_quiescence(wr, buf, self.options.wr_pool_capacity,
+                                           self.options.num_shared_buffers)
+        for _, models in self.subsystems:
+            for ns in models:
+                got = t.read_namespace(ns.subsystem, ns.nsid, 0, ns.num_blocks * ns.block_size)
+                self._check_blocks(f"namespace {ns.subsystem}/{ns.nsid} after liveness mode",
+                                   ns, 0, got)
+        report = t.destroy()
+        self.alive = False
+        checks.destroy_report_exact(report, self.options.wr_pool_capacity,
+                                    self.options.num_shared_buffers)
+
+    def _stall_detail(self) -> str:
+        parts = []
+        for qp in self.existing_qpairs():
+            for r in self.t.requests(qp.handle):
+                parts.append(f"qpair {qp.handle} cid {r.cid} in {ReqState(r.state).name}")
+        for g in range(self.options.num_poll_groups):
+            st = self.t.group_stats(g)
+            if st.pending_data_buffer:
+                parts.append(f"group {g} pending_data_buffer {st.pending_data_buffer}")
+        return "(" + "; ".join(parts[:8]) + ")" if parts else ""
+
+    def pool_row(self) -> dict[str, int]:
+        """One row of the pool timeline attached to reports."""
+        if not self.alive:
+            return {"step": self.steps}
+        wr, buf = self.t.wr_pool(), self.t.buf_pool()
+        return {"step": self.steps, "wr_ring": wr.ring_free, "wr_cached": wr.cached,
+                "wr_held": wr.held, "buf_ring": buf.ring_free, "buf_cached": buf.cached,
+                "buf_held": buf.held, "in_flight": self.in_flight()}
+

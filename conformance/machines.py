@@ -1,0 +1,135 @@
+"""Rule-based state machines: the conformance gate.
+
+Each example builds a target from a drawn configuration, then interleaves coarse rules:
+submit a batch of IO shapes, run a drawn schedule of micro-events in C (hundreds per
+step), inject a fault, probe the admin queue, connect another controller, or destroy the
+transport abruptly.  Invariants run after every step; teardown enters liveness mode
+(faults stop, everything is delivered and completed), checks that nothing stalled and
+every live capsule was answered, compares every namespace with the model, destroys the
+transport and checks that the pool came back exactly.
+
+A failing example prints as a reproducer such as::
+
+    state = TransportMachine()
+    state.start(config=GateConfig(options=TransportOptions(...), topology=Topology(...)))
+    state.submit(shapes=(IoShape(op='write', ...),))
+    state.progress(schedule=Schedule(steps=(...)))
+    state.teardown()
+
+Paste it after ``from conformance.reproduce import *`` to run it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from conformance.harness import Harness
+from conformance.profiles import defects_under_test
+from reports import attach
+from strategies.configs import GateConfig, controller_specs, gate_configs
+from strategies.faults import faults
+from strategies.schedules import schedules
+from strategies.shapes import IoShape, io_shapes
+from strategies.types import Fault, Schedule
+
+#: Faults that leave the example running (destroy has its own rule).
+RUN_FAULTS = ("qpair_error", "port_down", "port_up", "post_fail", "bdev_error",
+              "host_disconnect", "qpair_disconnect")
+
+
+class TransportMachine(RuleBasedStateMachine):
+    """Qpair lifecycles, multi-SGE IO under harness-chosen interleavings, and faults."""
+
+    scale = "ci"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.h: Harness | None = None
+
+    def _alive(self) -> bool:
+        return self.h is not None and self.h.alive
+
+    @initialize(config=gate_configs())
+    def start(self, config: GateConfig) -> None:
+        self.h = Harness(config, defects=defects_under_test())
+
+    @precondition(lambda self: self._alive())
+    @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=12).map(tuple))
+    def submit(self, shapes: tuple[IoShape, ...]) -> None:
+        assert self.h is not None
+        for shape in shapes:
+            self.h.submit_io(shape)
+
+    @precondition(lambda self: self._alive())
+    @rule(schedule=schedules(min_size=4, max_size=48))
+    def progress(self, schedule: Schedule) -> None:
+        assert self.h is not None
+        self.h.run_schedule(schedule)
+
+    @precondition(lambda self: self._alive())
+    @rule(fault=faults(kinds=RUN_FAULTS))
+    def inject(self, fault: Fault) -> None:
+        assert self.h is not None
+        self.h.fault(fault)
+
+    @precondition(lambda self: self._alive())
+    @rule(shape=io_shapes(ops=("write", "read")))
+    def bad_key(self, shape: IoShape) -> None:
+        """A keyed descriptor with a wrong key: remote access error, qpair to error."""
+        assert self.h is not None
+        self.h.submit_io(shape, bad_key=True)
+
+    @precondition(lambda self: self._alive())
+    @rule(which=st.integers(0, 7))
+    def admin_probe(self, which: int) -> None:
+        assert self.h is not None
+        self.h.admin_probe(which)
+
+    @precondition(lambda self: self._alive())
+    @rule(spec=controller_specs())
+    def connect(self, spec) -> None:  # type: ignore[no-untyped-def]
+        assert self.h is not None
+        self.h.connect_controller(spec)
+
+    @precondition(lambda self: self._alive())
+    @rule()
+    def destroy_transport(self) -> None:
+        assert self.h is not None
+        self.h.shutdown()
+
+    @invariant()
+    def step_invariants(self) -> None:
+        if self._alive():
+            assert self.h is not None
+            self.h.steps += 1
+            self.h.timeline.append(self.h.pool_row())
+            with _attaching(self.h):
+                self.h.check_step()
+
+    def teardown(self) -> None:
+        if self._alive():
+            assert self.h is not None
+            with _attaching(self.h):
+                self.h.finish()
+
+
+@contextlib.contextmanager
+def _attaching(h: Harness) -> Iterator[None]:
+    """On a violation, keep the pool timeline and counters for the report."""
+    try:
+        yield
+    except AssertionError:
+        attach.pool_timeline(h.timeline)
+        attach.stats({"steps": h.steps, "micro_events": h.events,
+                      "in_flight": h.in_flight(), "options": h.options})
+        raise

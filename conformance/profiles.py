@@ -1,0 +1,65 @@
+"""Hypothesis settings profiles for the suite: ``ci``, ``nightly`` and ``hardware``.
+
+Selected with ``--nrt-profile`` (see the root ``conftest.py``) or the ``NRT_PROFILE``
+environment variable; ``ci`` is the default.
+
+* ``ci``: derandomized (the same examples every run, on every machine), no example
+  database, no deadline; sized so the whole gate stays well inside 10 minutes on 2 cores.
+* ``nightly``: random, long, with the example database, many more and longer examples.
+* ``hardware``: ``nightly`` pacing for a real device (fewer examples: a device is slower).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, Phase, settings
+
+PROFILES = ("ci", "nightly", "hardware")
+_QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
+          HealthCheck.large_base_example]
+
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, max_examples=60,
+    stateful_step_count=12, suppress_health_check=_QUIET, print_blob=True,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink, Phase.explain),
+)
+settings.register_profile(
+    "nightly", derandomize=False, deadline=None, max_examples=2000, stateful_step_count=50,
+    suppress_health_check=_QUIET, print_blob=True,
+)
+settings.register_profile(
+    "hardware", derandomize=False, deadline=None, max_examples=200, stateful_step_count=30,
+    suppress_health_check=_QUIET, print_blob=True,
+)
+
+
+def active_profile() -> str:
+    name = os.environ.get("NRT_PROFILE", "ci")
+    if name not in PROFILES:
+        raise ValueError(f"NRT_PROFILE={name!r}: choose one of {', '.join(PROFILES)}")
+    return name
+
+
+def load(name: str | None = None) -> str:
+    """Load a profile by name (default: ``NRT_PROFILE`` or ``ci``); returns its name."""
+    name = name or active_profile()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
+    os.environ["NRT_PROFILE"] = name
+    settings.load_profile(name)
+    return name
+
+
+def defects_under_test() -> int:
+    """Defect switches to build targets with (``NRT_DEFECTS``: comma-separated names).
+
+    Only the self-check sets this, to prove the gate still catches each historical bug;
+    the value goes to the target and nowhere else."""
+    from impl import Defect
+
+    names = [n for n in os.environ.get("NRT_DEFECTS", "").split(",") if n.strip()]
+    value = 0
+    for n in names:
+        value |= int(Defect.by_name(n.strip()))
+    return value
