@@ -26,7 +26,14 @@ from impl import (
 )
 from strategies.configs import ControllerSpec, GateConfig
 from strategies.shapes import IoShape, realize
-from strategies.types import Fault, IoCommand, Namespace, Schedule, TransportOptions
+from strategies.types import (
+    Fault,
+    FaultPlan,
+    IoCommand,
+    Namespace,
+    Schedule,
+    TransportOptions,
+)
 
 #: Delivery/poll rounds a targeted command (probe, connect) gets before LIVE-2 fails.
 PROBE_ROUNDS = 4
@@ -181,7 +188,11 @@ class Harness:
         cid = qp.free_cid()
         if cid is None:
             return False
-        nsm = qp.controller.namespaces[shape.namespace % len(qp.controller.namespaces)]
+        usable = [n for n in qp.controller.namespaces
+                  if n.block_size <= self.options.max_io_size or shape.op == "flush"]
+        if not usable:
+            return False   # no block of these namespaces fits max_io_size
+        nsm = usable[shape.namespace % len(usable)]
         ns = Namespace(nsm.block_size, nsm.num_blocks)
         cmd_io = realize(shape, ns, self.strategy_options, nsm.nsid)
         if cmd_io.op != "flush":
@@ -235,7 +246,25 @@ class Harness:
         return self._submit(qp, cap, cmd)
 
     # ------------------------------------------------------------------------ progress
-    def run_schedule(self, schedule: Schedule) -> None:
+    def run_schedule(self, schedule: Schedule, passes: int = 1,
+                     plan: FaultPlan = ()) -> None:
+        """Run ``schedule`` ``passes`` times in C, firing each ``(at_step, fault)`` of
+        ``plan`` just before step ``at_step`` of the first pass."""
+        cut = 0
+        for at, fault in sorted(plan, key=lambda p: p[0]):
+            at = min(at, len(schedule.steps))
+            self._run_words(Schedule(schedule.steps[cut:at]))
+            cut = at
+            if not self.alive:
+                return
+            self.fault(fault)
+            if not self.alive:
+                return
+        self._run_words(Schedule(schedule.steps[cut:]))
+        for _ in range(passes - 1):
+            self._run_words(schedule)
+
+    def _run_words(self, schedule: Schedule) -> None:
         existing = self.existing_qpairs()
         groups = self.options.num_poll_groups
 

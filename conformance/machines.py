@@ -37,10 +37,10 @@ from conformance.harness import Harness
 from conformance.profiles import defects_under_test
 from reports import attach
 from strategies.configs import GateConfig, controller_specs, gate_configs
-from strategies.faults import faults
+from strategies.faults import fault_plans, faults
 from strategies.schedules import schedules
 from strategies.shapes import IoShape, io_shapes
-from strategies.types import Fault, Schedule
+from strategies.types import Fault, FaultPlan, Schedule
 
 #: Faults that leave the example running (destroy has its own rule).
 RUN_FAULTS = ("qpair_error", "port_down", "port_up", "post_fail", "bdev_error",
@@ -71,10 +71,21 @@ class TransportMachine(RuleBasedStateMachine):
             self.h.submit_io(shape)
 
     @precondition(lambda self: self._alive())
-    @rule(schedule=schedules(min_size=4, max_size=48))
-    def progress(self, schedule: Schedule) -> None:
+    @rule(schedule=schedules(min_size=4, max_size=48), passes=st.integers(1, 8))
+    def progress(self, schedule: Schedule, passes: int) -> None:
         assert self.h is not None
-        self.h.run_schedule(schedule)
+        self.h.run_schedule(schedule, passes)
+
+    @precondition(lambda self: self._alive())
+    @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=12).map(tuple),
+          schedule=schedules(min_size=4, max_size=32),
+          plan=fault_plans(max_faults=2, max_step=32, kinds=RUN_FAULTS))
+    def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule, plan: FaultPlan) -> None:
+        """IO, then an interleaving with faults striking mid-transfer, in one step."""
+        assert self.h is not None
+        for shape in shapes:
+            self.h.submit_io(shape)
+        self.h.run_schedule(schedule, 2, plan)
 
     @precondition(lambda self: self._alive())
     @rule(fault=faults(kinds=RUN_FAULTS))
@@ -103,9 +114,12 @@ class TransportMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self._alive())
     @rule()
-    def destroy_transport(self) -> None:
+    def restart_transport(self) -> None:
+        """Abrupt destroy with IO in flight (SHUT-1), then a fresh target on the same
+        configuration, as a restarted process would build."""
         assert self.h is not None
         self.h.shutdown()
+        self.h = Harness(self.h.config, defects=defects_under_test())
 
     @invariant()
     def step_invariants(self) -> None:

@@ -22,6 +22,7 @@ _QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_to
 settings.register_profile(
     "ci", derandomize=True, database=None, deadline=None, max_examples=60,
     stateful_step_count=12, suppress_health_check=_QUIET, print_blob=True,
+    report_multiple_bugs=False,
     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink, Phase.explain),
 )
 settings.register_profile(

@@ -409,7 +409,8 @@ class Transport:
             self.destroy()
 
     def __del__(self) -> None:
-        if getattr(self, "_t", None) is not None:
+        # at interpreter exit the module globals may already be gone: nothing to free then
+        if getattr(self, "_t", None) is not None and lib is not None:
             lib.nrt_transport_destroy(self._t, ffi.NULL)
             self._t = None
 
