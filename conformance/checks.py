@@ -10,7 +10,7 @@ defect switches.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from impl import (
     DestroyReport,
@@ -22,6 +22,9 @@ from impl import (
     Queue,
     ReqState,
     RequestInfo,
+    Response,
+    Status,
+    TargetError,
 )
 
 S = ReqState
@@ -35,8 +38,15 @@ class PropertyViolation(AssertionError):
         super().__init__(f"{spec}: {message}")
 
 
+#: Called with every violation before it is raised (self-check timing, stress figures).
+VIOLATION_HOOKS: list[Callable[[PropertyViolation], None]] = []
+
+
 def fail(spec: str, message: str) -> None:
-    raise PropertyViolation(spec, message)
+    violation = PropertyViolation(spec, message)
+    for hook in VIOLATION_HOOKS:
+        hook(violation)
+    raise violation
 
 
 # The legal request-state graph (SM-1).  Abnormal completion may cut in from any state
@@ -299,3 +309,72 @@ def qpair_released(q: QpairInfo | None, what: str) -> None:
     if q is not None:
         fail("SHUT-1", f"{what}: qpair {q.id} still exists in state {QpState(q.state).name} "
                        f"with {q.slots_used} request(s) after liveness mode")
+
+
+# -------------------------------------------------------------------------------- ERR
+
+
+def _status(status: int) -> str:
+    try:
+        return f"0x{status:04x} {Status(status).name}"
+    except ValueError:
+        return f"0x{status:04x}"
+
+
+def malformed_answered(kind: str, qpair: int, cid: int, responses: Iterable[Response],
+                       allowed: Iterable[int], before: QpairInfo,
+                       after: QpairInfo | None) -> None:
+    """ERR-1: a malformed capsule gets exactly one response, with its CID and the status
+    documented for its ``kind`` (``allowed``: the expected one first, then alternatives the
+    spec leaves room for), and releases everything it held: the qpair stays in the state it
+    was in, with every request slot free, every receive re-posted and nothing outstanding.
+    ``responses`` is everything reaped from the qpair once the target was quiescent."""
+    allowed = tuple(allowed)
+    want = " or ".join(_status(s) for s in allowed)
+    what = f"{kind} on qpair {qpair} CID {cid}"
+    got = list(responses)
+    mine = [r for r in got if r.cid == cid]
+    if not mine:
+        fail("ERR-1", f"{what}: no response (expected {want}); "
+                      f"{len(got)} other response(s) {[r.cid for r in got]}")
+    if len(mine) > 1 or len(got) > 1:
+        fail("ERR-1", f"{what}: {len(got)} responses, CIDs {[r.cid for r in got]}, "
+                      f"statuses {[_status(r.status) for r in got]}; expected one")
+    rsp = mine[0]
+    if rsp.unexpected:
+        fail("ERR-1", f"{what}: the response is flagged unexpected by the host")
+    if rsp.status not in allowed:
+        fail("ERR-1", f"{what} answered {_status(rsp.status)}, expected {want}")
+    if after is None:
+        fail("ERR-1", f"{what}: the qpair was destroyed (was {QpState(before.state).name})")
+    if after.state != before.state:
+        fail("ERR-1", f"{what}: qpair went {QpState(before.state).name} -> "
+                      f"{QpState(after.state).name}; a command error must not change it")
+    busy = after.depth - after.req_states[S.FREE]
+    if after.slots_used or busy or after.host_outstanding or after.host_unreaped:
+        fail("ERR-1", f"{what}: still holds {after.slots_used} request slot(s) "
+                      f"({busy} request(s) not FREE), {after.host_outstanding} capsule(s) "
+                      f"outstanding, {after.host_unreaped} response(s) unreaped")
+    if after.recv_posted != after.depth or after.recv_held:
+        fail("ERR-1", f"{what}: {after.recv_posted} of {after.depth} receive WR(s) posted, "
+                      f"{after.recv_held} held, {after.recv_idle} idle "
+                      f"(the capsule's receive was not re-posted)")
+
+
+def call_refused(kind: str, error: BaseException | None, code: int,
+                 mentions: Iterable[str] = ()) -> None:
+    """ERR-1: a call made out of order (submit on a failed or destroyed qpair, a second
+    disconnect, IO past the queue depth, ...) is refused with a clear error: a TargetError
+    with the documented code whose message names what was wrong (every string in
+    ``mentions``), not silently accepted and not any other exception."""
+    if error is None:
+        fail("ERR-1", f"{kind}: the call was accepted; expected it refused with code {code}")
+    if not isinstance(error, TargetError):
+        fail("ERR-1", f"{kind}: raised {type(error).__name__}: {error}; expected a "
+                      f"TargetError with code {code}")
+    if error.code != code:
+        fail("ERR-1", f"{kind}: refused with code {error.code} ({error}), expected {code}")
+    missing = [m for m in mentions if m not in error.message]
+    if not error.message.strip() or missing:
+        fail("ERR-1", f"{kind}: refusal message {error.message!r} does not say "
+                      f"{' / '.join(missing) or 'anything'}")

@@ -25,6 +25,7 @@ import contextlib
 from collections.abc import Iterator
 
 from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -47,94 +48,114 @@ RUN_FAULTS = ("qpair_error", "port_down", "port_up", "post_fail", "bdev_error",
               "host_disconnect", "qpair_disconnect")
 
 
-class TransportMachine(RuleBasedStateMachine):
-    """Qpair lifecycles, multi-SGE IO under harness-chosen interleavings, and faults."""
+def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str) -> type:
+    """A gate machine whose examples start from ``configs``; the rules are shared."""
 
-    scale = "ci"
+    class Machine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.h: Harness | None = None
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.h: Harness | None = None
+        def _alive(self) -> bool:
+            return self.h is not None and self.h.alive
 
-    def _alive(self) -> bool:
-        return self.h is not None and self.h.alive
+        @initialize(config=configs)
+        def start(self, config: GateConfig) -> None:
+            self.h = Harness(config, defects=defects_under_test())
 
-    @initialize(config=gate_configs())
-    def start(self, config: GateConfig) -> None:
-        self.h = Harness(config, defects=defects_under_test())
-
-    @precondition(lambda self: self._alive())
-    @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=12).map(tuple))
-    def submit(self, shapes: tuple[IoShape, ...]) -> None:
-        assert self.h is not None
-        for shape in shapes:
-            self.h.submit_io(shape)
-
-    @precondition(lambda self: self._alive())
-    @rule(schedule=schedules(min_size=4, max_size=48), passes=st.integers(1, 8))
-    def progress(self, schedule: Schedule, passes: int) -> None:
-        assert self.h is not None
-        self.h.run_schedule(schedule, passes)
-
-    @precondition(lambda self: self._alive())
-    @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=12).map(tuple),
-          schedule=schedules(min_size=4, max_size=32),
-          plan=fault_plans(max_faults=2, max_step=32, kinds=RUN_FAULTS))
-    def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule, plan: FaultPlan) -> None:
-        """IO, then an interleaving with faults striking mid-transfer, in one step."""
-        assert self.h is not None
-        for shape in shapes:
-            self.h.submit_io(shape)
-        self.h.run_schedule(schedule, 2, plan)
-
-    @precondition(lambda self: self._alive())
-    @rule(fault=faults(kinds=RUN_FAULTS))
-    def inject(self, fault: Fault) -> None:
-        assert self.h is not None
-        self.h.fault(fault)
-
-    @precondition(lambda self: self._alive())
-    @rule(shape=io_shapes(ops=("write", "read")))
-    def bad_key(self, shape: IoShape) -> None:
-        """A keyed descriptor with a wrong key: remote access error, qpair to error."""
-        assert self.h is not None
-        self.h.submit_io(shape, bad_key=True)
-
-    @precondition(lambda self: self._alive())
-    @rule(which=st.integers(0, 7))
-    def admin_probe(self, which: int) -> None:
-        assert self.h is not None
-        self.h.admin_probe(which)
-
-    @precondition(lambda self: self._alive())
-    @rule(spec=controller_specs())
-    def connect(self, spec) -> None:  # type: ignore[no-untyped-def]
-        assert self.h is not None
-        self.h.connect_controller(spec)
-
-    @precondition(lambda self: self._alive())
-    @rule()
-    def restart_transport(self) -> None:
-        """Abrupt destroy with IO in flight (SHUT-1), then a fresh target on the same
-        configuration, as a restarted process would build."""
-        assert self.h is not None
-        self.h.shutdown()
-        self.h = Harness(self.h.config, defects=defects_under_test())
-
-    @invariant()
-    def step_invariants(self) -> None:
-        if self._alive():
+        @precondition(lambda self: self._alive())
+        @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=8).map(tuple))
+        def submit(self, shapes: tuple[IoShape, ...]) -> None:
             assert self.h is not None
-            self.h.steps += 1
-            self.h.timeline.append(self.h.pool_row())
-            with _attaching(self.h):
-                self.h.check_step()
+            for shape in shapes:
+                self.h.submit_io(shape)
 
-    def teardown(self) -> None:
-        if self._alive():
+        @precondition(lambda self: self._alive())
+        @rule(schedule=schedules(min_size=2, max_size=24), passes=st.integers(1, 8))
+        def progress(self, schedule: Schedule, passes: int) -> None:
             assert self.h is not None
-            with _attaching(self.h):
-                self.h.finish()
+            self.h.run_schedule(schedule, passes)
+
+        @precondition(lambda self: self._alive())
+        @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=8).map(tuple),
+              schedule=schedules(min_size=2, max_size=24),
+              plan=fault_plans(max_faults=2, max_step=32, kinds=RUN_FAULTS))
+        def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule, plan: FaultPlan) -> None:
+            """IO, then an interleaving with faults striking mid-transfer, in one step."""
+            assert self.h is not None
+            for shape in shapes:
+                self.h.submit_io(shape)
+            self.h.run_schedule(schedule, 2, plan)
+
+        @precondition(lambda self: self._alive())
+        @rule(fault=faults(kinds=RUN_FAULTS))
+        def inject(self, fault: Fault) -> None:
+            assert self.h is not None
+            self.h.fault(fault)
+
+        @precondition(lambda self: self._alive())
+        @rule(shape=io_shapes(ops=("write", "read")))
+        def bad_key(self, shape: IoShape) -> None:
+            """A keyed descriptor with a wrong key: remote access error, qpair to error."""
+            assert self.h is not None
+            self.h.submit_io(shape, bad_key=True)
+
+        @precondition(lambda self: self._alive())
+        @rule(which=st.integers(0, 7))
+        def admin_probe(self, which: int) -> None:
+            assert self.h is not None
+            self.h.admin_probe(which)
+
+        @precondition(lambda self: self._alive())
+        @rule(spec=controller_specs())
+        def connect(self, spec) -> None:  # type: ignore[no-untyped-def]
+            assert self.h is not None
+            self.h.connect_controller(spec)
+
+        @precondition(lambda self: self._alive())
+        @rule()
+        def restart_transport(self) -> None:
+            """Abrupt destroy with IO in flight (SHUT-1), then a fresh target on the same
+            configuration, as a restarted process would build."""
+            assert self.h is not None
+            self.h.shutdown()
+            self.h = Harness(self.h.config, defects=defects_under_test())
+
+        @invariant()
+        def step_invariants(self) -> None:
+            if self._alive():
+                assert self.h is not None
+                self.h.steps += 1
+                self.h.timeline.append(self.h.pool_row())
+                with _attaching(self.h):
+                    self.h.check_step()
+
+        def teardown(self) -> None:
+            if self._alive():
+                assert self.h is not None
+                with _attaching(self.h):
+                    self.h.finish()
+
+    Machine.__name__ = Machine.__qualname__ = name
+    Machine.__doc__ = doc
+    return Machine
+
+
+#: The general gate: every accepted configuration, every rule.
+TransportMachine = machine_class(
+    "TransportMachine", gate_configs(),
+    "Qpair lifecycles, multi-SGE IO under harness-chosen interleavings, and faults.")
+
+#: Contention first: several poll groups, read depth 1-2, one or two SGEs per WR, tiny
+#: caches and pools at their minimum, so split reads, WR starvation across groups and
+#: faults mid-transfer happen in most examples.
+ContentionMachine = machine_class(
+    "ContentionMachine",
+    gate_configs(num_poll_groups=st.integers(2, 4), max_read_depth=st.integers(1, 2),
+                 max_sge=st.integers(1, 2), wr_cache_size=st.integers(0, 2),
+                 buf_cache_size=st.integers(0, 2), max_queue_depth=st.integers(4, 16)),
+    "The gate's rules on configurations built for contention: split reads, WR "
+    "starvation across poll groups, faults while transfers are partly posted.")
 
 
 @contextlib.contextmanager

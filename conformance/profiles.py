@@ -20,7 +20,7 @@ _QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_to
           HealthCheck.large_base_example]
 
 settings.register_profile(
-    "ci", derandomize=True, database=None, deadline=None, max_examples=60,
+    "ci", derandomize=True, database=None, deadline=None, max_examples=300,
     stateful_step_count=12, suppress_health_check=_QUIET, print_blob=True,
     report_multiple_bugs=False,
     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink, Phase.explain),

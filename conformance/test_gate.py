@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.machines import TransportMachine
+from conformance.gate import GATE_MACHINES
 from reports import attach
 
 ALL_RUNTIME_PROPERTIES = ("POOL-1", "POOL-2", "POOL-3", "LIVE-1", "LIVE-2", "CQE-1",
@@ -25,5 +25,6 @@ def run_with_reproducer(machine: type) -> None:
 
 
 @pytest.mark.spec(*ALL_RUNTIME_PROPERTIES)
-def test_transport_machine_holds_every_property() -> None:
-    run_with_reproducer(TransportMachine)
+@pytest.mark.parametrize("machine", GATE_MACHINES, ids=lambda m: m.__name__)
+def test_machine_holds_every_property(machine: type) -> None:
+    run_with_reproducer(machine)

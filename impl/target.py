@@ -349,18 +349,20 @@ class Workload:
         return c
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _struct(cls: type, c: Any) -> Any:
-    values = {}
-    for f in dataclasses.fields(cls):
-        v = getattr(c, f.name)
-        if f.name == "req_states":
-            v = tuple(v[i] for i in range(NUM_REQ_STATES))
-        elif f.name == "message":
-            v = ffi.string(v).decode()
-        elif f.type in ("bool",):
-            v = bool(v)
-        values[f.name] = v
-    return cls(**values)
+    """A frozen result dataclass from a C struct with the same field names."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    values = [getattr(c, n) for n in names]
+    if cls is QpairInfo:
+        values[-1] = tuple(values[-1])
+    elif cls is DestroyReport:
+        values[-1] = ffi.string(values[-1]).decode()
+    return cls(*values)
 
 
 def event(kind: int, arg: int) -> int:
@@ -388,6 +390,7 @@ class Transport:
         self._info = ffi.new("struct nrt_qpair_info *")
         self._pool = ffi.new("struct nrt_pool_counts *")
         self._qp_buf = ffi.new("int32_t[]", self.options.max_qpairs)
+        self._reqs: Any = None
         self.report: DestroyReport | None = None
 
     # -- plumbing -------------------------------------------------------------------
@@ -500,7 +503,9 @@ class Transport:
 
     def requests(self, qpair: int) -> list[RequestInfo]:
         cap = self.options.max_queue_depth
-        buf = ffi.new("struct nrt_request_info[]", cap)
+        if self._reqs is None:
+            self._reqs = ffi.new("struct nrt_request_info[]", cap)
+        buf = self._reqs
         n = lib.nrt_qpair_requests(self._handle(), qpair, buf, cap)
         if n < 0:
             return []

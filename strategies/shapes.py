@@ -5,7 +5,7 @@ rule cannot ask for ``io_commands(namespace, opts)`` without ``st.data()`` (whos
 not print as a pasteable reproducer).  Instead a rule draws an :class:`IoShape` — sizes and
 cut points as small integers and per-mille fractions — and the harness maps it onto the
 live namespace with :func:`realize`, a pure function.  Shrinking still works on the shape:
-it moves toward one block, one keyed descriptor, no gaps.
+it moves toward one block, one keyed descriptor, no gap.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class IoShape:
     ``qpair`` and ``namespace`` are indices the harness reduces modulo what is live;
     ``blocks`` is clipped to what the namespace and ``max_io_size`` allow; ``start`` picks
     the LBA; ``cuts`` are per-mille cut points splitting the transfer into keyed
-    descriptors; ``gaps`` are bytes left unused in host memory before each descriptor."""
+    descriptors; ``gap`` is the number of bytes left unused in host memory between
+    descriptors (so SGE order and address order both matter)."""
 
     op: Literal["read", "write", "flush"]
     qpair: int = 0
@@ -40,7 +41,7 @@ class IoShape:
     start: int = 0
     layout: ShapeLayout = "keyed"
     cuts: tuple[int, ...] = ()
-    gaps: tuple[int, ...] = ()
+    gap: int = 0
 
 
 def io_shapes(*, ops: tuple[str, ...] = ("write", "read", "write", "read", "flush"),
@@ -55,7 +56,7 @@ def io_shapes(*, ops: tuple[str, ...] = ("write", "read", "write", "read", "flus
         start=st.integers(0, 1 << 16),
         layout=st.sampled_from(("keyed", "keyed_list", "keyed_list", "in_capsule")),
         cuts=st.lists(st.integers(1, 999), max_size=max_descriptors - 1).map(tuple),
-        gaps=st.lists(st.integers(0, 64), max_size=max_descriptors).map(tuple),
+        gap=st.integers(0, 64),
     )
 
 
@@ -84,7 +85,7 @@ def realize(shape: IoShape, ns: Namespace, opts: TransportOptions, nsid: int,
         lengths = tuple(b - a for a, b in zip(bounds, bounds[1:]))
         offsets, pos = [], 0
         for i, n in enumerate(lengths):
-            pos += shape.gaps[i] if i < len(shape.gaps) else 0
+            pos += shape.gap * (i % 3)   # uneven spacing: 0, gap, 2*gap, 0, ...
             offsets.append(pos)
             pos += n
         layout = SglLayout("keyed" if len(lengths) == 1 else "keyed_list", lengths,
