@@ -42,6 +42,8 @@
 #define NRT_DEFECT_LEAK_REMAINING_WRS      0x0001
 #define NRT_DEFECT_NO_IDLE_PENDING_POLL    0x0002
 #define NRT_DEFECT_FIXED_POOL_SIZE         0x0004
+#define NRT_DEFECT_POOL_DOUBLE_PUT         0x0008
+#define NRT_DEFECT_STALE_TRANSFER_WR       0x0010
 
 /* ---- NVMe opcodes ------------------------------------------------------- */
 #define NRT_OPC_FLUSH          0x00

@@ -19,7 +19,8 @@ int pool_init(struct pool *p, uint32_t capacity, uint32_t num_caches, uint32_t c
     p->cache_size = cache_size;
     p->max_get = max_get;
     p->num_caches = num_caches;
-    p->ring = calloc(capacity ? capacity : 1, sizeof(uint32_t));
+    /* room for twice the capacity: a double put is kept, not dropped (see ring_push) */
+    p->ring = calloc(capacity ? 2 * (size_t)capacity : 1, sizeof(uint32_t));
     p->seen = calloc(capacity ? capacity : 1, 1);
     p->caches = calloc(num_caches, sizeof(struct pool_cache));
     if (!p->ring || !p->seen || !p->caches)
@@ -75,9 +76,10 @@ bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n)
 
 static void ring_push(struct pool *p, const uint32_t *objs, uint32_t n)
 {
-    /* A ring never holds more than capacity; a double put past that point is
-     * dropped here (and shows up in the audit as a duplicate elsewhere). */
-    uint32_t room = p->capacity - p->ring_count;
+    /* A correct ring never holds more than capacity.  A double put (a defect) is
+     * kept, so the audit sees the duplicate and the counts exceed the capacity;
+     * only beyond twice the capacity is anything dropped, to stay in bounds. */
+    uint32_t room = 2 * p->capacity - p->ring_count;
     if (n > room)
         n = room;
     memcpy(&p->ring[p->ring_count], objs, n * sizeof(uint32_t));

@@ -216,19 +216,44 @@ static uint32_t wr_layout(struct nrt_transport *t, struct request *r, bool fill)
     return n;
 }
 
+/* A WR handed out while a request still owns it means the pool holds it twice (a double
+ * put).  Such a chain is refused rather than posting one WR for two requests, which would
+ * corrupt the fabric's queues; the duplicate stays in the pool for the audit to report. */
+static bool wrs_claim(struct nrt_transport *t, struct request *r)
+{
+    for (uint32_t i = 0; i < r->nwrs; i++) {
+        struct data_wr *wr = &t->wrs[r->wrs[i]];
+        if (wr->req) {
+            while (i--)
+                t->wrs[r->wrs[i]].req = NULL;
+            return false;
+        }
+        wr->req = r;
+    }
+    return true;
+}
+
 static bool acquire_data(struct nrt_transport *t, struct request *r)
 {
     uint32_t g = r->qp->group;
     uint32_t nbufs = (r->length + t->o.io_unit_size - 1) / t->o.io_unit_size;
     uint32_t nwrs = wr_layout(t, r, false);
-    if (!pool_get(&t->buf_pool, g, r->bufs, nbufs))
+    if (!pool_get(&t->wr_pool, g, r->wrs, nwrs))
         return false;
-    if (!pool_get(&t->wr_pool, g, r->wrs, nwrs)) {
-        pool_put(&t->buf_pool, g, r->bufs, nbufs);
+    r->nwrs = nwrs;   /* the request links its WR chain from here on */
+    bool claimed = wrs_claim(t, r);
+    if (!claimed || !pool_get(&t->buf_pool, g, r->bufs, nbufs)) {
+        for (uint32_t i = 0; claimed && i < nwrs; i++)
+            t->wrs[r->wrs[i]].req = NULL;
+        pool_put(&t->wr_pool, g, r->wrs, nwrs);
+        /* Defect pool_double_put (SPDK issue 2541, fixed by 7fbda6d916): the WRs went
+         * back to the pool on a buffer shortage but the request kept linking them, so
+         * a forced completion (qpair error) puts them a second time. */
+        if (!(t->o.defects & NRT_DEFECT_POOL_DOUBLE_PUT))
+            r->nwrs = 0;
         return false;
     }
     r->nbufs = nbufs;
-    r->nwrs = nwrs;
     r->wrs_posted = 0;
     r->wrs_outstanding = 0;
     wr_layout(t, r, true);
@@ -561,6 +586,8 @@ void req_release(struct nrt_transport *t, struct request *r)
     }
     for (uint32_t i = 0; i < r->nwrs; i++) {
         struct data_wr *wr = &t->wrs[r->wrs[i]];
+        if (wr->req != r)
+            continue;   /* not ours (only a defect links WRs it does not own) */
         if (link_linked(&wr->wire.link))
             list_unlink(&wr->wire.link);
         if (link_linked(&wr->cqe.link)) {
@@ -579,7 +606,12 @@ void req_release(struct nrt_transport *t, struct request *r)
         nput = r->wrs_posted;
     }
     pool_put(&t->wr_pool, g, r->wrs, nput);
-    r->nbufs = r->nwrs = r->wrs_posted = r->wrs_outstanding = 0;
+    r->nbufs = r->wrs_posted = r->wrs_outstanding = 0;
+    /* Defect stale_transfer_wr (SPDK issue 3129, fixed by 31beb3ed64): the transfer-WR
+     * count was not cleared on free, so the next free of this slot puts the same WRs
+     * again. */
+    if (!(t->o.defects & NRT_DEFECT_STALE_TRANSFER_WR))
+        r->nwrs = 0;
     if (r->recv) {
         recv_repost(qp, r->recv);
         r->recv = NULL;
