@@ -312,6 +312,7 @@ int nrt_poll_group(struct nrt_transport *t, int group)
         struct cqe *c = container_of(g->cq.next, struct cqe, link);
         list_unlink(&c->link);
         c->qp->cqes_in_cq--;
+        c->qp->reaped_poll = g->stats.polls;
         reaped++;
         cqe_handle(t, c);
     }
@@ -319,8 +320,16 @@ int nrt_poll_group(struct nrt_transport *t, int group)
     t->progress += (uint64_t)reaped;
     if (!reaped)
         g->stats.idle_polls++;
-    for (struct link *l = g->qpairs.next; l != &g->qpairs; l = l->next)
-        qp_process_pending(t, container_of(l, struct qpair, group_link));
+    for (struct link *l = g->qpairs.next; l != &g->qpairs; l = l->next) {
+        struct qpair *qp = container_of(l, struct qpair, group_link);
+        /* Defect pending_send_only_on_cqe (SPDK issue 3646, fixed by e775a7a4cf): a
+         * qpair's pending send/read/write queues were processed only when that qpair
+         * reaped a CQE, so a request whose post failed waited for one that never came. */
+        if ((t->o.defects & NRT_DEFECT_PENDING_SEND_ONLY_ON_CQE) &&
+            qp->reaped_poll != g->stats.polls)
+            continue;
+        qp_process_pending(t, qp);
+    }
     if (reaped || !(t->o.defects & NRT_DEFECT_NO_IDLE_PENDING_POLL))
         group_process_pending_buf(t, g);
     /* Defect no_idle_pending_poll (SPDK issue 3328, fixed by 8e8f04346e): the

@@ -44,6 +44,10 @@
 #define NRT_DEFECT_FIXED_POOL_SIZE         0x0004
 #define NRT_DEFECT_POOL_DOUBLE_PUT         0x0008
 #define NRT_DEFECT_STALE_TRANSFER_WR       0x0010
+#define NRT_DEFECT_PENDING_SEND_ONLY_ON_CQE 0x0040
+#define NRT_DEFECT_ICD_WAITS_FOR_BUFFER    0x0080
+#define NRT_DEFECT_POST_FAIL_COUNTER_LEAK  0x0100
+#define NRT_DEFECT_RECV_NOT_RELEASED       0x0200
 
 /* ---- NVMe opcodes ------------------------------------------------------- */
 #define NRT_OPC_FLUSH          0x00

@@ -169,6 +169,7 @@ struct qpair {
     uint32_t host_outstanding;
     uint32_t cqes_in_cq;
     uint32_t fail_posts;
+    uint64_t reaped_poll;       /* the group's poll count when a CQE of ours was last reaped */
     uint16_t sqhd;
     bool host_gone;
     void *mem;                  /* the single allocation behind the arrays above */

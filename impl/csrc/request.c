@@ -262,6 +262,16 @@ static bool acquire_data(struct nrt_transport *t, struct request *r)
 
 /* ---- posting ------------------------------------------------------------------------ */
 
+/* A depth counter is raised before the post and given back if the post fails. */
+static void post_failed(struct nrt_transport *t, uint32_t *depth, uint32_t n)
+{
+    /* Defect post_fail_counter_leak (SPDK PR 224): the outstanding read/write counter
+     * was not decremented when the post failed; after enough failures the qpair stops
+     * serving. */
+    if (!(t->o.defects & NRT_DEFECT_POST_FAIL_COUNTER_LEAK))
+        *depth -= n;
+}
+
 static bool post_reads(struct nrt_transport *t, struct request *r)
 {
     struct qpair *qp = r->qp;
@@ -269,13 +279,17 @@ static bool post_reads(struct nrt_transport *t, struct request *r)
     uint32_t n = r->nwrs - r->wrs_posted;
     if (n > room)
         n = room;   /* the rest stays held, unposted, until reads complete */
-    if (!n || !qp_post_allowed(t, qp))
+    if (!n)
         return false;
+    qp->cur_read_depth += n;
+    if (!qp_post_allowed(t, qp)) {
+        post_failed(t, &qp->cur_read_depth, n);
+        return false;
+    }
     for (uint32_t i = 0; i < n; i++)
         list_push_tail(&qp->t2h, &t->wrs[r->wrs[r->wrs_posted + i]].wire.link);
     r->wrs_posted += n;
     r->wrs_outstanding += n;
-    qp->cur_read_depth += n;
     t->progress++;
     if (qp->cur_read_depth > qp->max_read_seen)
         qp->max_read_seen = qp->cur_read_depth;
@@ -287,8 +301,13 @@ static bool post_response(struct nrt_transport *t, struct request *r, bool with_
 {
     struct qpair *qp = r->qp;
     uint32_t n = (with_data ? r->nwrs : 0) + 1;
-    if (qp->cur_send_depth + n > qp->max_send_depth || !qp_post_allowed(t, qp))
+    if (qp->cur_send_depth + n > qp->max_send_depth)
         return false;
+    qp->cur_send_depth += n;
+    if (!qp_post_allowed(t, qp)) {
+        post_failed(t, &qp->cur_send_depth, n);
+        return false;
+    }
     if (with_data) {
         for (uint32_t i = 0; i < r->nwrs; i++)
             list_push_tail(&qp->t2h, &t->wrs[r->wrs[i]].wire.link);
@@ -297,11 +316,17 @@ static bool post_response(struct nrt_transport *t, struct request *r, bool with_
     list_push_tail(&qp->t2h, &r->send.link);
     t->progress++;
     r->send_wrs = n;
-    qp->cur_send_depth += n;
     if (qp->cur_send_depth > qp->max_send_seen)
         qp->max_send_seen = qp->cur_send_depth;
     /* the capsule has been consumed: its receive goes back with the response */
-    recv_repost(qp, r->recv);
+    if ((t->o.defects & NRT_DEFECT_RECV_NOT_RELEASED) && r->status != NRT_SC_SUCCESS) {
+        /* Defect recv_not_released (SPDK issue 2937, fixed by 470cee22fb): a request
+         * completed with an error status never re-posted its receive buffer. */
+        r->recv->slot = NULL;
+        r->recv->state = RECV_IDLE;
+    } else {
+        recv_repost(qp, r->recv);
+    }
     r->recv = NULL;
     return true;
 }
@@ -501,18 +526,22 @@ void req_process(struct nrt_transport *t, struct request *r)
                 r->xfer = 0;   /* an error response carries no data */
                 queue_enter(r, &qp->pending_send, NRT_QUEUE_PENDING_SEND);
                 req_set_state(t, r, NRT_REQ_READY_TO_COMPLETE);
-            } else if (r->xfer == 0 || r->icd) {
+            } else if ((r->xfer == 0 || r->icd) &&
+                       !(t->o.defects & NRT_DEFECT_ICD_WAITS_FOR_BUFFER)) {
                 req_set_state(t, r, NRT_REQ_READY_TO_EXECUTE);
             } else {
+                /* Defect icd_waits_for_buffer (SPDK issue 3646, fixed by f4c10e1a8e and
+                 * 7251e4c26c): commands that need no buffer (in-capsule data, fabrics,
+                 * admin) were queued for buffers too, behind IO waiting for them. */
                 queue_enter(r, &g->pending_buf, NRT_QUEUE_PENDING_BUF);
                 req_set_state(t, r, NRT_REQ_NEED_BUFFER);
             }
             break;
         case NRT_REQ_NEED_BUFFER:
-            if (!is_head(&g->pending_buf, r) || !acquire_data(t, r))
+            if (!is_head(&g->pending_buf, r) || (!r->icd && !acquire_data(t, r)))
                 break;
             queue_leave(r);
-            if (r->xfer == 1) {
+            if (r->xfer == 1 && !r->icd) {
                 queue_enter(r, &qp->pending_read, NRT_QUEUE_PENDING_READ);
                 req_set_state(t, r, NRT_REQ_TRANSFER_TO_CTRLR_PENDING);
             } else {

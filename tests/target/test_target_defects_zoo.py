@@ -12,7 +12,20 @@ from __future__ import annotations
 
 import pytest
 
-from impl import Capsule, Defect, Opcode, ReqState, Status
+from typing import Any
+
+from impl import (
+    AsyncEventType,
+    Capsule,
+    Defect,
+    FabricsType,
+    Opcode,
+    QpState,
+    Queue,
+    ReqState,
+    Status,
+    in_capsule,
+)
 
 from .rig import Rig, assert_released, build
 
@@ -38,11 +51,12 @@ def pump(rig: Rig, rounds: int, *qpairs: int, group: int = 1) -> None:
 # ---- pool_double_put (SPDK issue 2541) ------------------------------------------------------
 
 
-def waiting_for_buffers(defects: int) -> tuple[Rig, list[int], int]:
+def waiting_for_buffers(defects: int, **overrides: Any) -> tuple[Rig, list[int], int]:
     """Two writes hold every data buffer in the block device; a 3-descriptor write gets
-    its 3 WRs, finds no buffer and waits.  Returns the rig, the hogs' CIDs, the waiter's."""
+    its 3 WRs, finds no buffer and waits (admin and IO qpair on group 1).  Returns the
+    rig, the hogs' CIDs and the waiter's."""
     rig = build(max_io_size=32768, buf_cache_size=0, num_shared_buffers=16, admin_group=1,
-                io_group=1, defects=defects)
+                io_group=1, defects=defects, **overrides)
     t = rig.t
     t.set_bdev_auto(False)
     hogs = []
@@ -170,3 +184,214 @@ def test_stale_transfer_wr(on: int) -> None:
     assert rep.wr_expected == cap
     assert rep.wr_returned == (cap + 4 if on else cap)
     assert ("wr pool count is" in rep.message) == bool(on)
+
+
+# ---- pending_send_only_on_cqe (SPDK issue 3646, e775a7a4cf) ----------------------------------
+
+#: pending queue -> (command whose post fails there, state it waits in)
+STUCK_POSTS = {
+    "send": (ReqState.READY_TO_COMPLETE, Queue.PENDING_SEND),        # a flush's response
+    "write": (ReqState.TRANSFER_TO_HOST_PENDING, Queue.PENDING_WRITE),  # a read's data
+    "read": (ReqState.TRANSFER_TO_CTRLR_PENDING, Queue.PENDING_READ),   # a write's data
+}
+
+
+def post_fails_then_idle(rig: Rig, queue: str) -> int:
+    """One command on the IO qpair whose post fails (injected ENOMEM) and leaves it on
+    ``queue``, after the last CQE of that qpair has been reaped.  Returns its CID."""
+    t = rig.t
+    t.set_bdev_auto(False)
+    if queue == "send":
+        cap = Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns)
+    elif queue == "write":
+        cap = rig.read_capsule(0, 4096)
+    else:
+        cap = rig.write_capsule(0, rig.data(4096), "keyed")
+    t.submit(rig.io, cap)
+    assert t.deliver_h2t(rig.io)
+    if queue == "read":
+        # fails in the receive's completion, and again in the same poll's pending pass
+        t.fail_posts(rig.io, 2)
+        assert t.poll(1) == 1
+    else:
+        assert t.poll(1) == 1
+        t.fail_posts(rig.io, 1)
+        assert t.bdev_complete(0)           # the post happens outside any poll
+    [req] = t.requests(rig.io)
+    assert (req.state, req.queue) == STUCK_POSTS[queue]
+    info = t.qpair_info(rig.io)
+    assert info.wire_t2h == 0 and t.group_stats(1).cq_entries == 0
+    return cap.cid
+
+
+@pytest.mark.parametrize("queue", sorted(STUCK_POSTS))
+@pytest.mark.parametrize("on", OFF_ON)
+def test_pending_send_only_on_cqe(on: int, queue: str) -> None:
+    rig = build(defects=switch(Defect.PENDING_SEND_ONLY_ON_CQE, on))
+    t = rig.t
+    cid = post_fails_then_idle(rig, queue)
+    if on:
+        for _ in range(20):
+            assert t.poll(1) == 0
+        [req] = t.requests(rig.io)
+        assert (req.state, req.queue) == STUCK_POSTS[queue]
+        r = t.drain()
+        assert r.stalled and not r.quiescent           # LIVE-1
+        assert t.reap(rig.io) == []
+        # a completion on that qpair (any other command) is what moves it again
+        flush = Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns)
+        t.submit(rig.io, flush)
+        rig.settle()
+        assert {r.cid: r.status for r in t.reap(rig.io)} == {cid: Status.SUCCESS,
+                                                             flush.cid: Status.SUCCESS}
+    else:
+        assert t.poll(1) == 0                          # one idle poll retries the post
+        assert t.qpair_info(rig.io).wire_t2h >= 1
+        rig.settle()
+        assert [(r.cid, r.status) for r in t.reap(rig.io)] == [(cid, Status.SUCCESS)]
+    assert_released(t)
+    t.destroy()
+
+
+# ---- icd_waits_for_buffer (SPDK issue 3646, f4c10e1a8e, 7251e4c26c) ---------------------------
+
+
+@pytest.mark.parametrize("on", OFF_ON)
+def test_icd_waits_for_buffer(on: int) -> None:
+    rig, hogs, waiter = waiting_for_buffers(switch(Defect.ICD_WAITS_FOR_BUFFER, on),
+                                            keep_alive_ticks=100)
+    t = rig.t
+    t.advance_time(60)
+    icd = rig.data(1024)
+    keep_alive = Capsule(Opcode.KEEP_ALIVE, rig.cid())
+    prop_get = Capsule(Opcode.FABRICS, rig.cid(), fctype=FabricsType.PROPERTY_GET, cdw10=0x08)
+    icd_write = Capsule.with_data(Opcode.WRITE, rig.cid(), [in_capsule(1024)], nsid=rig.ns,
+                                  slba=500, nlb=1)
+    flush = Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns)
+    t.submit(rig.admin, keep_alive)
+    t.submit(rig.admin, prop_get)
+    t.submit(rig.io, icd_write, icd)
+    t.submit(rig.io, flush)
+    pump(rig, 10, rig.admin, rig.io)             # deliver and poll: no device completions
+    got = {r.cid: r.status for qp in (rig.admin, rig.io) for r in t.reap(qp)}
+    if on:
+        # LIVE-2: all four queue for buffers behind the waiting write
+        assert got == {}
+        assert t.group_stats(1).pending_data_buffer == 5
+        admin_reqs = t.requests(rig.admin)
+        assert {r.cid for r in admin_reqs} == {keep_alive.cid, prop_get.cid}
+        assert all(r.state == ReqState.NEED_BUFFER and r.queue == Queue.PENDING_BUF
+                   for r in admin_reqs)
+        assert t.bdev_pending() == 2
+    else:
+        assert got == {keep_alive.cid: Status.SUCCESS, prop_get.cid: Status.SUCCESS}
+        assert t.group_stats(1).pending_data_buffer == 1
+        assert t.bdev_pending() == 4
+    # the host's keep-alive was sent at tick 60; at tick 120 the 100-tick timer decides
+    t.advance_time(60)
+    expired = [e for e in t.async_events() if e.type == AsyncEventType.KEEP_ALIVE_EXPIRED]
+    assert len(expired) == (1 if on else 0)
+    assert t.qpair_info(rig.admin).state == (QpState.ERROR if on else QpState.ACTIVE)
+    rig.settle()
+    if not on:
+        got = {r.cid: r.status for r in t.reap(rig.io)}
+        assert got == {c: Status.SUCCESS for c in [*hogs, waiter, icd_write.cid, flush.cid]}
+        assert rig.media(500, 1024) == icd
+    assert_released(t)
+    t.destroy()
+
+
+# ---- post_fail_counter_leak (SPDK PR 224) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("counter", ["read", "send"])
+@pytest.mark.parametrize("on", OFF_ON)
+def test_post_fail_counter_leak(on: int, counter: str) -> None:
+    probe = build()
+    need_send = probe.t.options.max_wrs_per_request + 1
+    probe.t.destroy()
+    defects = switch(Defect.POST_FAIL_COUNTER_LEAK, on)
+    if counter == "read":
+        rig = build(max_read_depth=2, defects=defects)
+        cap = rig.write_capsule(0, rig.data(4096), "keyed")   # one RDMA READ
+        failures = 2                                          # = max_read_depth
+    else:
+        rig = build(max_send_depth=need_send, defects=defects)
+        cap = Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns)   # one SEND
+        failures = need_send                                  # = max_send_depth
+    t = rig.t
+    t.fail_posts(rig.io, failures)
+    t.submit(rig.io, cap)
+    r = t.drain()
+    info = t.qpair_info(rig.io)
+    if on:
+        # every failed post kept its depth: the counter is full with nothing posted
+        assert r.stalled and not r.quiescent
+        assert info.wire_t2h == 0
+        if counter == "read":
+            assert info.cur_read_depth == info.max_read_depth == 2
+            [req] = t.requests(rig.io)
+            assert (req.state, req.wrs_posted, req.wrs_outstanding) == (
+                ReqState.TRANSFER_TO_CTRLR_PENDING, 0, 0)
+        else:
+            assert info.cur_send_depth == info.max_send_depth == need_send
+            [req] = t.requests(rig.io)
+            assert req.state == ReqState.READY_TO_COMPLETE
+        assert t.reap(rig.io) == []
+        # the qpair stops serving: the next command of the same kind is stuck as well
+        if counter == "read":
+            t.submit(rig.io, rig.write_capsule(8, rig.data(4096), "keyed", host_base=50_000))
+        else:
+            t.submit(rig.io, Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns))
+        assert t.drain().stalled
+        assert t.reap(rig.io) == []
+        t.destroy()
+    else:
+        assert r.quiescent and not r.stalled
+        assert (info.cur_read_depth, info.cur_send_depth) == (0, 0)
+        assert [(x.cid, x.status) for x in t.reap(rig.io)] == [(cap.cid, Status.SUCCESS)]
+        assert_released(t)
+        t.destroy()
+
+
+# ---- recv_not_released (SPDK issue 2937, 470cee22fb) -----------------------------------------
+
+
+@pytest.mark.parametrize("error", ["invalid_namespace", "device_error"])
+@pytest.mark.parametrize("on", OFF_ON)
+def test_recv_not_released(on: int, error: str) -> None:
+    rig = build(defects=switch(Defect.RECV_NOT_RELEASED, on))
+    t = rig.t
+    depth = t.qpair_info(rig.io).depth
+
+    def fail_one() -> None:
+        if error == "invalid_namespace":
+            rsp = rig.run_one(rig.io, Capsule(Opcode.FLUSH, rig.cid(), nsid=99))
+            assert rsp.status == Status.INVALID_NAMESPACE
+        else:
+            t.bdev_inject_error(1, Status.INTERNAL_ERROR)
+            rsp = rig.run_one(rig.io, Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns))
+            assert rsp.status == Status.INTERNAL_ERROR
+
+    for _ in range(3):
+        fail_one()
+    info = t.qpair_info(rig.io)
+    assert info.state == QpState.ACTIVE
+    # POOL-3: a live qpair's receives are all posted or held
+    assert (info.recv_idle, info.recv_posted) == ((3, depth - 3) if on else (0, depth))
+    for _ in range(depth - 3):
+        fail_one()
+    flush = Capsule(Opcode.FLUSH, rig.cid(), nsid=rig.ns)
+    t.submit(rig.io, flush)
+    r = t.drain()
+    info = t.qpair_info(rig.io)
+    if on:
+        # no receive left: the next capsule never leaves the wire
+        assert (info.recv_idle, info.recv_posted) == (depth, 0)
+        assert r.stalled and info.wire_h2t == 1
+        assert t.reap(rig.io) == []
+    else:
+        assert r.quiescent and info.recv_posted == depth
+        assert [(x.cid, x.status) for x in t.reap(rig.io)] == [(flush.cid, Status.SUCCESS)]
+    assert_released(t)
+    t.destroy()
