@@ -264,6 +264,12 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
     pool_flush_caches(&t->wr_pool);
     pool_flush_caches(&t->buf_pool);
     r.wr_expected = t->wr_expected;
+    if (t->o.defects & NRT_DEFECT_WRONG_EXPECTED_CAPACITY) {
+        /* Defect wrong_expected_capacity (SPDK ab2395bb04): the destroy-time leak check
+         * still expected max_queue_depth * 16 WRs once the pool size was configurable,
+         * so a configured pool that came back whole was reported as a leak. */
+        r.wr_expected = (uint64_t)t->o.max_queue_depth * 16;
+    }
     r.wr_returned = t->wr_pool.ring_count;
     r.buf_expected = t->o.num_shared_buffers;
     r.buf_returned = t->buf_pool.ring_count;

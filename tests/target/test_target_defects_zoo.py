@@ -395,3 +395,30 @@ def test_recv_not_released(on: int, error: str) -> None:
         assert [(x.cid, x.status) for x in t.reap(rig.io)] == [(flush.cid, Status.SUCCESS)]
     assert_released(t)
     t.destroy()
+
+
+# ---- wrong_expected_capacity (SPDK ab2395bb04) -----------------------------------------------
+
+
+@pytest.mark.parametrize("config", [{"wr_pool_multiplier": 32}, {"wr_pool_size": 1000},
+                                    {"wr_pool_multiplier": 4, "max_queue_depth": 32}])
+@pytest.mark.parametrize("on", OFF_ON)
+def test_wrong_expected_capacity(on: int, config: dict) -> None:
+    rig = build(defects=switch(Defect.WRONG_EXPECTED_CAPACITY, on), **config)
+    t = rig.t
+    mqd = t.options.max_queue_depth
+    configured = t.options.wr_pool_capacity
+    assert configured != mqd * 16
+    data = rig.data(8192)
+    assert rig.write(0, data, "list", ndesc=4).status == Status.SUCCESS
+    assert rig.read(0, 8192, "list", ndesc=3, host_base=100_000)[1] == data
+    assert_released(t)                    # nothing leaked: the pool is whole
+    rep = t.destroy()
+    assert rep.wr_returned == configured
+    if on:
+        # a false alarm: the check expects the old hard-coded capacity
+        assert rep.wr_expected == mqd * 16
+        assert rep.message == (f"nrt_transport_destroy: transport wr pool count is "
+                               f"{configured} but should be {mqd * 16}")
+    else:
+        assert rep.wr_expected == configured and rep.message == ""
