@@ -117,7 +117,10 @@ int nrt_host_submit(struct nrt_transport *t, int id, const struct nrt_capsule *c
         hs = container_of(qp->host_free.next, struct host_slot, link);
     }
     list_unlink(&hs->link);
-    hs->cap = *cap;
+    /* copy the capsule up to the descriptors it carries, not the whole list */
+    uint32_t ndesc = cap->ndesc < NRT_MAX_SGL_DESC ? cap->ndesc : NRT_MAX_SGL_DESC;
+    memcpy(&hs->cap, cap, offsetof(struct nrt_capsule, list) + ndesc * sizeof(cap->list[0]));
+    hs->cap.ndesc = cap->ndesc;
     hs->icd_len = icd_len;
     if (icd_len)
         memcpy(hs->icd, icd, icd_len);

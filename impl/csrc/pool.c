@@ -70,7 +70,8 @@ bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n)
         return false;
     }
     c->count -= n;
-    memcpy(out, &c->objs[c->count], n * sizeof(uint32_t));
+    for (uint32_t i = 0; i < n; i++)   /* n is small: a loop beats a memcpy call */
+        out[i] = c->objs[c->count + i];
     return true;
 }
 
@@ -92,7 +93,8 @@ void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n)
     uint32_t cap = p->cache_size + p->max_get + 1;
     while (n) {
         uint32_t chunk = cap - c->count < n ? cap - c->count : n;
-        memcpy(&c->objs[c->count], objs, chunk * sizeof(uint32_t));
+        for (uint32_t i = 0; i < chunk; i++)
+            c->objs[c->count + i] = objs[i];
         c->count += chunk;
         objs += chunk;
         n -= chunk;
