@@ -104,7 +104,8 @@ struct recv {
 };
 
 struct request {
-    struct link qlink;          /* free list, or the one pending queue of its state */
+    struct link qlink;          /* the one pending queue of its state */
+    struct link flink;          /* the qpair's free list, while FREE */
     struct wire_item send;      /* the response SEND */
     struct cqe send_cqe;
     struct link bdev_link;

@@ -486,7 +486,14 @@ static void req_abort_step(struct nrt_transport *t, struct request *r)
 {
     switch (r->state) {
     case NRT_REQ_TRANSFER_TO_CTRLR_PENDING:
-        queue_leave(r);
+        /* Defect stale_read_queue_entry (SPDK 4e45c5636b): a request aborted while
+         * partially posted was not taken off the pending RDMA-READ queue (only marked
+         * off it); released once its posted READs flush, it is found there again by the
+         * drain and completed a second time. */
+        if ((t->o.defects & NRT_DEFECT_STALE_READ_QUEUE_ENTRY) && r->wrs_posted)
+            r->queue = NRT_QUEUE_NONE;
+        else
+            queue_leave(r);
         req_set_state(t, r, r->wrs_outstanding ? NRT_REQ_TRANSFERRING_H2C : NRT_REQ_COMPLETED);
         break;
     case NRT_REQ_TRANSFERRING_H2C:
@@ -649,7 +656,8 @@ void req_release(struct nrt_transport *t, struct request *r)
         qp->cur_send_depth -= r->send_wrs;
     r->send_wrs = 0;
     req_set_state(t, r, NRT_REQ_FREE);
-    list_push_tail(&qp->free_reqs, &r->qlink);
+    if (!link_linked(&r->flink))   /* a slot released twice (a defect) is listed once */
+        list_push_tail(&qp->free_reqs, &r->flink);
     qp->slots_used--;
 }
 
@@ -661,8 +669,8 @@ void qp_start_incoming(struct nrt_transport *t, struct qpair *qp)
         struct recv *rv = container_of(qp->incoming.next, struct recv, link);
         list_unlink(&rv->link);
         rv->state = RECV_HELD;
-        struct request *r = container_of(qp->free_reqs.next, struct request, qlink);
-        list_unlink(&r->qlink);
+        struct request *r = container_of(qp->free_reqs.next, struct request, flink);
+        list_unlink(&r->flink);
         qp->slots_used++;
         r->recv = rv;
         r->cap = &rv->slot->cap;
@@ -688,8 +696,28 @@ static void process_queue(struct nrt_transport *t, struct link *q)
     }
 }
 
+/* A failed qpair posts nothing more: whatever still waits on one of its pending queues
+ * is completed now (SPDK's drain).  req_abort_step normally leaves these queues empty. */
+static void drain_queue(struct nrt_transport *t, struct link *q)
+{
+    struct link *head;
+    while ((head = list_head(q))) {
+        struct request *r = container_of(head, struct request, qlink);
+        list_unlink(head);
+        r->queue = NRT_QUEUE_NONE;
+        req_set_state(t, r, NRT_REQ_COMPLETED);
+        req_process(t, r);
+    }
+}
+
 void qp_process_pending(struct nrt_transport *t, struct qpair *qp)
 {
+    if (qp->state == NRT_QP_ERROR) {
+        drain_queue(t, &qp->pending_read);
+        drain_queue(t, &qp->pending_write);
+        drain_queue(t, &qp->pending_send);
+        return;
+    }
     if (qp->state != NRT_QP_ACTIVE && qp->state != NRT_QP_CONNECTING)
         return;
     process_queue(t, &qp->pending_read);

@@ -584,7 +584,8 @@ int nrt_qpair_create(struct nrt_transport *t, int port, int group, uint32_t dept
         list_init(&r->send.link);
         list_init(&r->send_cqe.link);
         list_init(&r->bdev_link);
-        list_push_tail(&qp->free_reqs, &r->qlink);
+        list_init(&r->qlink);
+        list_push_tail(&qp->free_reqs, &r->flink);
         struct recv *rv = &qp->recvs[i];
         list_init(&rv->cqe.link);
         rv->state = RECV_POSTED;
@@ -638,11 +639,12 @@ int nrt_qpair_info(struct nrt_transport *t, int id, struct nrt_qpair_info *o)
     o->cur_send_depth = qp->cur_send_depth;
     o->max_read_depth_seen = qp->max_read_seen;
     o->max_send_depth_seen = qp->max_send_seen;
+    uint32_t busy = 0;
     for (uint32_t i = 0; i < qp->depth; i++) {
         struct request *r = &qp->reqs[i];
         o->req_states[r->state]++;
         if (r->state != NRT_REQ_FREE)
-            o->slots_used++;
+            busy++;
         switch (r->queue) {
         case NRT_QUEUE_PENDING_READ: o->pending_read++; break;
         case NRT_QUEUE_PENDING_WRITE: o->pending_write++; break;
@@ -662,7 +664,8 @@ int nrt_qpair_info(struct nrt_transport *t, int id, struct nrt_qpair_info *o)
         default: break;
         }
     }
-    o->slots_free = qp->depth - o->slots_used;
+    o->slots_used = qp->slots_used;   /* the target's own count, against the states above */
+    o->slots_free = qp->depth - busy;
     for (struct link *l = qp->t2h.next; l != &qp->t2h; l = l->next)
         o->wire_t2h++;
     o->host_unreaped = qp->hr_count;

@@ -28,6 +28,7 @@ from impl import (
 )
 
 from .rig import Rig, assert_released, build
+from .test_target_defects import partially_posted_write
 
 OFF_ON = [pytest.param(0, id="off"), pytest.param(1, id="on")]
 
@@ -422,3 +423,36 @@ def test_wrong_expected_capacity(on: int, config: dict) -> None:
                                f"{configured} but should be {mqd * 16}")
     else:
         assert rep.wr_expected == configured and rep.message == ""
+
+
+# ---- stale_read_queue_entry (SPDK 4e45c5636b) ------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["qpair_error", "port_down"])
+@pytest.mark.parametrize("on", OFF_ON)
+def test_stale_read_queue_entry(on: int, fault: str) -> None:
+    rig, _ = partially_posted_write(switch(Defect.STALE_READ_QUEUE_ENTRY, on))
+    t = rig.t
+    depth = t.qpair_info(rig.io).depth
+    if fault == "port_down":
+        t.port_down(rig.port)
+    else:
+        t.inject_qpair_error(rig.io)
+    r = t.drain()
+    edges = t.transitions()
+    if on:
+        # completed once its posted READs flushed, then found on the read queue and
+        # completed again: a FREE request goes to COMPLETED (SM-1) and is released twice
+        assert edges.get((ReqState.FREE, ReqState.COMPLETED)) == 1
+        info = t.qpair_info(rig.io)
+        assert info is not None and info.state == QpState.ERROR
+        assert info.req_states[ReqState.FREE] == depth == info.slots_free
+        assert info.slots_used == 2**32 - 1                  # POOL-3: released twice
+        # the slot count never gets back to zero, so the qpair is never destroyed
+        assert r.stalled and not r.quiescent                 # LIVE-1
+    else:
+        assert (ReqState.FREE, ReqState.COMPLETED) not in edges
+        assert r.quiescent and not r.stalled
+        assert t.qpair_info(rig.io) is None
+    assert_released(t)                    # the data went back once: the pools are whole
+    t.destroy()
