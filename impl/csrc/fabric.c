@@ -298,9 +298,16 @@ int nrt_qpair_fail_posts(struct nrt_transport *t, int id, uint32_t count)
 
 /* ---- polling ----------------------------------------------------------------------- */
 
-static bool qp_can_be_destroyed(const struct qpair *qp)
+static bool qp_can_be_destroyed(struct nrt_transport *t, const struct qpair *qp)
 {
-    return qp->state == NRT_QP_ERROR && qp->slots_used == 0 && qp->cqes_in_cq == 0 &&
+    uint32_t busy = qp->slots_used;
+    /* Defect double_qpair_destroy (SPDK issue 851): the transport destroyed a qpair
+     * drained of fabric work while IO of it was still in the block device; when that
+     * IO completed, the request-completion path destroyed the qpair again. */
+    if (t->o.defects & NRT_DEFECT_DOUBLE_QPAIR_DESTROY)
+        for (uint32_t i = 0; i < qp->depth; i++)
+            busy -= link_linked(&qp->reqs[i].bdev_link);
+    return qp->state == NRT_QP_ERROR && busy == 0 && qp->cqes_in_cq == 0 &&
            list_empty(&qp->t2h) && list_empty(&qp->incoming);
 }
 
@@ -341,7 +348,7 @@ int nrt_poll_group(struct nrt_transport *t, int group)
     for (struct link *l = g->qpairs.next, *next; l != &g->qpairs; l = next) {
         next = l->next;
         struct qpair *qp = container_of(l, struct qpair, group_link);
-        if (qp_can_be_destroyed(qp)) {
+        if (qp_can_be_destroyed(t, qp)) {
             qp->state = NRT_QP_DESTROYED;
             qpair_free(t, qp);
             t->progress++;
@@ -380,7 +387,10 @@ int nrt_bdev_complete(struct nrt_transport *t, uint32_t index, uint16_t status)
     list_unlink(&r->bdev_link);
     t->bdev_count--;
     t->progress++;
+    struct qpair *qp = r->qp;
     bdev_finish(t, r, status);
+    if (qp->state == NRT_QP_DESTROYED)
+        qpair_free(t, qp);   /* the IO outlived its qpair's teardown: finish it */
     return 1;
 }
 

@@ -49,6 +49,7 @@
 #define NRT_DEFECT_ICD_WAITS_FOR_BUFFER    0x0080
 #define NRT_DEFECT_POST_FAIL_COUNTER_LEAK  0x0100
 #define NRT_DEFECT_RECV_NOT_RELEASED       0x0200
+#define NRT_DEFECT_DOUBLE_QPAIR_DESTROY    0x0400
 #define NRT_DEFECT_WRONG_EXPECTED_CAPACITY 0x0800
 
 /* ---- NVMe opcodes ------------------------------------------------------- */

@@ -610,10 +610,6 @@ void req_release(struct nrt_transport *t, struct request *r)
     struct qpair *qp = r->qp;
     uint32_t g = qp->group;
     queue_leave(r);
-    if (link_linked(&r->bdev_link)) {   /* only an abrupt transport destroy gets here */
-        list_unlink(&r->bdev_link);
-        t->bdev_count--;
-    }
     if (link_linked(&r->send.link))
         list_unlink(&r->send.link);
     if (link_linked(&r->send_cqe.link)) {

@@ -248,6 +248,10 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
         return NRT_EINVAL;
     struct nrt_destroy_report r;
     memset(&r, 0, sizeof(r));
+    /* The block device goes with the transport: the IO it still holds is dropped. */
+    while (!list_empty(&t->bdev_queue))
+        list_unlink(t->bdev_queue.next);
+    t->bdev_count = 0;
     /* Abrupt: every request in any state goes through the one release path. */
     for (uint32_t i = 0; i < t->o.max_qpairs; i++) {
         struct qpair *qp = t->qpairs[i];
@@ -503,6 +507,16 @@ struct qpair *qpair_lookup(struct nrt_transport *t, int id)
 
 void qpair_free(struct nrt_transport *t, struct qpair *qp)
 {
+    /* Nothing leaks with a qpair: its requests go through the one release path (none
+     * holds anything once it drained).  An IO still in the block device keeps the
+     * memory until it completes, when nrt_bdev_complete finishes the teardown. */
+    bool in_bdev = false;
+    for (uint32_t i = 0; i < qp->depth; i++) {
+        struct request *r = &qp->reqs[i];
+        if (r->state != NRT_REQ_FREE)
+            req_release(t, r);
+        in_bdev |= link_linked(&r->bdev_link);
+    }
     struct controller *c = qp->ctrlr;
     if (c) {
         if (c->admin == qp) {
@@ -515,6 +529,8 @@ void qpair_free(struct nrt_transport *t, struct qpair *qp)
         list_unlink(&qp->group_link);
         t->groups[qp->group].stats.num_qpairs--;
     }
+    if (in_bdev)
+        return;
     t->qpairs[qp->index] = NULL;
     free(qp->mem);
     free(qp);

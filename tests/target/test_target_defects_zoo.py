@@ -24,6 +24,7 @@ from impl import (
     Queue,
     ReqState,
     Status,
+    connect_capsule,
     in_capsule,
 )
 
@@ -456,3 +457,70 @@ def test_stale_read_queue_entry(on: int, fault: str) -> None:
         assert t.qpair_info(rig.io) is None
     assert_released(t)                    # the data went back once: the pools are whole
     t.destroy()
+
+
+# ---- double_qpair_destroy (SPDK issue 851) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("on", OFF_ON)
+def test_double_qpair_destroy(on: int) -> None:
+    rig = build(defects=switch(Defect.DOUBLE_QPAIR_DESTROY, on))
+    t = rig.t
+    t.set_bdev_auto(False)
+    data = rig.data(4096)
+    assert rig.write(0, data, "keyed").status == Status.SUCCESS
+    read = rig.read_capsule(0, 4096, host_base=200_000)
+    t.submit(rig.io, read)
+    pump(rig, 2)
+    [req] = t.requests(rig.io)
+    assert req.state == ReqState.EXECUTING and t.bdev_pending() == 1
+    t.disconnect_qpair(rig.io)                    # closed with its read in the device
+    pump(rig, 3)
+    info = t.qpair_info(rig.io)
+    if on:
+        # torn down although its read is still in the block device
+        assert info is not None and info.state == QpState.DESTROYED
+        assert t.requests(rig.io) == [] and t.bdev_pending() == 1
+    else:
+        assert info is not None and info.state == QpState.ERROR
+        assert [r.state for r in t.requests(rig.io)] == [ReqState.EXECUTING]
+    assert t.bdev_complete(0)                     # the outstanding IO completes after close
+    edges = t.transitions()
+    if on:
+        # the completion ran on a request the teardown had already released (SM-1) ...
+        assert edges.get((ReqState.FREE, ReqState.EXECUTED)) == 1
+        assert t.qpair_info(rig.io) is None       # ... and destroyed the qpair again
+    else:
+        assert (ReqState.FREE, ReqState.EXECUTED) not in edges
+        pump(rig, 1)
+        assert t.qpair_info(rig.io) is None       # destroyed once, after its IO
+    rig.settle()
+    assert_released(t)
+    # The second teardown gave the qpair's controller reference back again: once the admin
+    # queue goes too, the count wraps below zero and the controller's slot is never reused.
+    t.host_disconnect(rig.admin)
+    rig.settle()
+    assert t.qpairs() == []
+    admin = t.create_qpair(rig.port, 0, 4)
+    rsp = rig.run_one(admin, connect_capsule(rig.cid(), rig.sub, qid=0, sqsize=3))
+    assert rsp.status == Status.SUCCESS
+    assert rsp.result == (rig.cntlid + 1 if on else rig.cntlid)
+    t.destroy()
+
+
+def test_double_qpair_destroy_then_transport_destroy_with_the_io_still_in_the_device() -> None:
+    """The early-destroyed qpair outlives nothing it should not: an abrupt transport
+    destroy with its IO still in the block device returns every pool object, no crash."""
+    rig = build(defects=int(Defect.DOUBLE_QPAIR_DESTROY))
+    t = rig.t
+    t.set_bdev_auto(False)
+    t.submit(rig.io, rig.write_capsule(0, rig.data(8192), "list", ndesc=3))
+    pump(rig, 4)
+    assert t.bdev_pending() == 1
+    t.inject_qpair_error(rig.io)
+    pump(rig, 3)
+    assert t.qpair_info(rig.io).state == QpState.DESTROYED
+    rep = t.destroy()
+    cap = t.options.wr_pool_capacity
+    assert (rep.wr_returned, rep.wr_expected, rep.message) == (cap, cap, "")
+    assert rep.buf_returned == rep.buf_expected
