@@ -265,9 +265,9 @@ static bool acquire_data(struct nrt_transport *t, struct request *r)
 /* A depth counter is raised before the post and given back if the post fails. */
 static void post_failed(struct nrt_transport *t, uint32_t *depth, uint32_t n)
 {
-    /* Defect post_fail_counter_leak (SPDK PR 224): the outstanding read/write counter
-     * was not decremented when the post failed; after enough failures the qpair stops
-     * serving. */
+    /* Defect post_fail_counter_leak (SPDK PR 224): the read/send depth taken for a
+     * post was not given back when the post failed; after enough failures the qpair
+     * stops serving. */
     if (!(t->o.defects & NRT_DEFECT_POST_FAIL_COUNTER_LEAK))
         *depth -= n;
 }

@@ -10,9 +10,9 @@ same scenario.
 
 from __future__ import annotations
 
-import pytest
-
 from typing import Any
+
+import pytest
 
 from impl import (
     AsyncEventType,
