@@ -47,11 +47,7 @@ SMALL = TransportOptions(num_poll_groups=2, max_queue_depth=16, max_io_size=6553
 
 #: kind -> why the C target fails it.  Each is a strict xfail in the per-kind test (so a fix
 #: turns it into a failure that asks for the entry to go) and is left out of the mix.
-KNOWN_TARGET_BUGS: dict[str, str] = {
-    "connect_bad_qid": (
-        "target bug: connect() in impl/csrc/request.c has no upper bound on the IO qid; a "
-        "CONNECT with qid > max_qpairs (e.g. 0xFFFF) succeeds (0x0000) instead of 0x0182"),
-}
+KNOWN_TARGET_BUGS: dict[str, str] = {}
 MIX_KINDS = tuple(k for k in MALFORMED_KINDS if k not in KNOWN_TARGET_BUGS)
 
 _SCALE = "nightly" if profiles.active_profile() == "nightly" else "ci"

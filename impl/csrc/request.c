@@ -379,8 +379,8 @@ static uint16_t connect(struct nrt_transport *t, struct request *r)
                                  .last_keep_alive = t->now,
                                  .kato = cap->kato ? cap->kato : t->o.keep_alive_ticks};
     } else {
-        if (cap->cntlid == 0 || cap->cntlid > t->o.max_qpairs)
-            return NRT_SC_CONNECT_INVALID_PARAM;
+        if (cap->cntlid == 0 || cap->cntlid > t->o.max_qpairs || cap->qid > t->o.max_qpairs)
+            return NRT_SC_CONNECT_INVALID_PARAM;   /* unknown controller or qid out of range */
         c = &t->ctrlrs[cap->cntlid - 1];
         if (!c->live || c->subsystem != cap->subsystem)
             return NRT_SC_CONNECT_INVALID_PARAM;
