@@ -11,6 +11,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Everything below is private to the library: hidden symbols bind directly, without
+ * going through the PLT of the shared object (nrt.h keeps the public API visible). */
+#pragma GCC visibility push(hidden)
+
 #define NRT_CQ_BATCH 32
 #define NRT_HANDLE_SLOTS 4096u          /* handle = generation * 4096 + index */
 #define NRT_MAX_ASYNC_EVENTS 256
@@ -269,7 +273,12 @@ void qp_set_error(struct nrt_transport *t, struct qpair *qp);
 void recv_repost(struct qpair *qp, struct recv *rv);
 
 /* request.c */
-void req_set_state(struct nrt_transport *t, struct request *r, uint8_t state);
+static inline void req_set_state(struct nrt_transport *t, struct request *r, uint8_t state)
+{
+    t->transitions[r->state * NRT_REQ_NSTATES + state]++;
+    t->progress++;
+    r->state = state;
+}
 void req_process(struct nrt_transport *t, struct request *r);
 void req_release(struct nrt_transport *t, struct request *r);
 void qp_start_incoming(struct nrt_transport *t, struct qpair *qp);
@@ -277,5 +286,7 @@ void qp_process_pending(struct nrt_transport *t, struct qpair *qp);
 void group_process_pending_buf(struct nrt_transport *t, struct poll_group *g);
 void cqe_handle(struct nrt_transport *t, struct cqe *c);
 void bdev_finish(struct nrt_transport *t, struct request *r, uint16_t status);
+
+#pragma GCC visibility pop
 
 #endif

@@ -13,13 +13,6 @@
 #include "nrt_internal.h"
 #include <string.h>
 
-void req_set_state(struct nrt_transport *t, struct request *r, uint8_t state)
-{
-    t->transitions[r->state * NRT_REQ_NSTATES + state]++;
-    t->progress++;
-    r->state = state;
-}
-
 static void queue_enter(struct request *r, struct link *q, uint8_t which)
 {
     r->queue = which;
