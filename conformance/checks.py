@@ -10,6 +10,8 @@ defect switches.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 from impl import (
@@ -81,11 +83,12 @@ QUEUE_OF_STATE: Mapping[int, int] = {
 }
 
 
-def _name(state: int) -> str:
+def _name(state: int, kind: type = S) -> str:
+    """An enum member's name, or the raw value when a target reports an unknown one."""
     try:
-        return S(state).name
+        return kind(state).name
     except ValueError:
-        return f"state {state}"
+        return f"{kind.__name__} {state}"
 
 
 # ------------------------------------------------------------------------------ POOL
@@ -127,6 +130,9 @@ def destroy_report_exact(report: DestroyReport, expected_wrs: int, expected_bufs
     if report.wr_expected != expected_wrs:
         fail("POOL-2", f"destroy report expects {report.wr_expected} data WRs, the "
                        f"configuration gives {expected_wrs}")
+    if report.buf_expected != expected_bufs:
+        fail("POOL-3", f"destroy report expects {report.buf_expected} data buffers, the "
+                       f"configuration gives {expected_bufs}")
     if report.buf_returned != expected_bufs:
         fail("POOL-3", f"data buffers returned {report.buf_returned} of {expected_bufs} "
                        f"at destroy")
@@ -139,6 +145,9 @@ def buffers_and_slots_conserved(buf: PoolCounts, qpairs: Iterable[QpairInfo]) ->
     """POOL-3: data buffers, request slots and receive WRs are each conserved."""
     _pool_conservation("POOL-3", "data buffers", buf)
     for q in qpairs:
+        if sum(q.req_states) != q.depth:
+            fail("POOL-3", f"qpair {q.id}: request states count {sum(q.req_states)} "
+                           f"requests, depth {q.depth}")
         busy = q.depth - q.req_states[S.FREE]
         if q.slots_free + q.slots_used != q.depth or busy != q.slots_used:
             fail("POOL-3", f"qpair {q.id}: request slots free {q.slots_free} + used "
@@ -171,7 +180,7 @@ def requests_consistent(qpair: int, requests: Iterable[RequestInfo]) -> None:
         want = QUEUE_OF_STATE.get(r.state, Queue.NONE)
         if r.queue != want:
             fail("SM-1", f"qpair {qpair} cid {r.cid} in {_name(r.state)} sits on queue "
-                         f"{Queue(r.queue).name}, expected {Queue(want).name}")
+                         f"{_name(r.queue, Queue)}, expected {_name(want, Queue)}")
         if not r.wrs_outstanding <= r.wrs_posted <= r.num_wrs:
             fail("SM-1", f"qpair {qpair} cid {r.cid}: WRs outstanding {r.wrs_outstanding}, "
                          f"posted {r.wrs_posted}, held {r.num_wrs} out of order")
@@ -210,9 +219,9 @@ def options_honoured(opts: Options, effective: Options, wr: PoolCounts,
                       f"{opts.wr_pool_capacity}")
     if buf.capacity != opts.num_shared_buffers:
         fail("CFG-1", f"{buf.capacity} shared buffers, configured {opts.num_shared_buffers}")
-    for name in ("max_queue_depth", "max_io_size", "io_unit_size", "in_capsule_data_size",
-                 "max_read_depth", "max_sge", "num_poll_groups", "wr_cache_size",
-                 "buf_cache_size"):
+    for name in (f.name for f in dataclasses.fields(opts)):
+        if name == "max_send_depth" and opts.max_send_depth == 0:
+            continue   # 0 asks the target to choose; the qpairs report what it chose
         if getattr(effective, name) != getattr(opts, name):
             fail("CFG-1", f"{name} is {getattr(effective, name)}, configured "
                           f"{getattr(opts, name)}")
@@ -225,7 +234,8 @@ def refusal_explained(reason: str | None, message: str | None, minimum: int | No
         fail("CFG-1", f"valid options refused: {message}")
     if reason is not None and message is None:
         fail("CFG-1", f"options accepted although {reason}")
-    if minimum is not None and message is not None and str(minimum) not in message:
+    if minimum is not None and message is not None and not re.search(
+            rf"(?<!\d){minimum}(?!\d)", message):
         fail("CFG-1", f"refusal does not name the minimum {minimum}: {message!r}")
 
 
@@ -307,7 +317,7 @@ def shutdown_released(report: DestroyReport, expected_wrs: int, expected_bufs: i
 def qpair_released(q: QpairInfo | None, what: str) -> None:
     """SHUT-1: once a failed qpair has drained, it is destroyed and holds nothing."""
     if q is not None:
-        fail("SHUT-1", f"{what}: qpair {q.id} still exists in state {QpState(q.state).name} "
+        fail("SHUT-1", f"{what}: qpair {q.id} still exists in state {_name(q.state, QpState)} "
                        f"with {q.slots_used} request(s) after liveness mode")
 
 
@@ -346,10 +356,10 @@ def malformed_answered(kind: str, qpair: int, cid: int, responses: Iterable[Resp
     if rsp.status not in allowed:
         fail("ERR-1", f"{what} answered {_status(rsp.status)}, expected {want}")
     if after is None:
-        fail("ERR-1", f"{what}: the qpair was destroyed (was {QpState(before.state).name})")
+        fail("ERR-1", f"{what}: the qpair was destroyed (was {_name(before.state, QpState)})")
     if after.state != before.state:
-        fail("ERR-1", f"{what}: qpair went {QpState(before.state).name} -> "
-                      f"{QpState(after.state).name}; a command error must not change it")
+        fail("ERR-1", f"{what}: qpair went {_name(before.state, QpState)} -> "
+                      f"{_name(after.state, QpState)}; a command error must not change it")
     busy = after.depth - after.req_states[S.FREE]
     if after.slots_used or busy or after.host_outstanding or after.host_unreaped:
         fail("ERR-1", f"{what}: still holds {after.slots_used} request slot(s) "

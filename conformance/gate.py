@@ -3,7 +3,7 @@ gate, the self-check, stress) executes under the active profile."""
 
 from __future__ import annotations
 
-from conformance.machines import ContentionMachine, TransportMachine
+from conformance.machines import ContentionMachine, FaultMachine, TransportMachine
 
 #: Contention first: it finds resource bugs soonest.
-GATE_MACHINES: tuple[type, ...] = (ContentionMachine, TransportMachine)
+GATE_MACHINES: tuple[type, ...] = (ContentionMachine, TransportMachine, FaultMachine)

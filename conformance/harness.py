@@ -59,6 +59,7 @@ class Harness:
         self.events = 0           # micro-events executed through the facade
         self.steps = 0
         self.timeline: list[dict[str, int]] = []
+        self.target_events = 0    # state changes the target counted, read before destroy
         checks.options_honoured(self.options, self.t.effective_options, self.t.wr_pool(),
                                 self.t.buf_pool())
         self.t.set_bdev_auto(False)
@@ -415,7 +416,10 @@ class Harness:
             self.shutdown()
             return
         elif live:
-            qp = live[f.target % len(live)]
+            # a qpair fault bites where IO is in flight: prefer qpairs with commands out
+            busy = [q for q in live if q.outstanding]
+            pool = busy or live
+            qp = pool[f.target % len(pool)]
             if f.kind == "qpair_error":
                 t.inject_qpair_error(qp.handle)
             elif f.kind == "host_disconnect":
@@ -430,6 +434,7 @@ class Harness:
         """SHUT-1: abrupt transport destroy with IO in whatever state it is in."""
         in_flight = sum(sum(i.req_states[1:]) for q in self.existing_qpairs()
                         if (i := self.t.qpair_info(q.handle)) is not None)
+        self.target_events = self.t.progress
         report = self.t.destroy()
         self.alive = False
         checks.shutdown_released(report, self.options.wr_pool_capacity,
@@ -484,6 +489,7 @@ class Harness:
                 got = t.read_namespace(ns.subsystem, ns.nsid, 0, ns.num_blocks * ns.block_size)
                 self._check_blocks(f"namespace {ns.subsystem}/{ns.nsid} after liveness mode",
                                    ns, 0, got)
+        self.target_events = t.progress
         report = t.destroy()
         self.alive = False
         checks.destroy_report_exact(report, self.options.wr_pool_capacity,

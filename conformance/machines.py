@@ -48,8 +48,11 @@ RUN_FAULTS = ("qpair_error", "port_down", "port_up", "post_fail", "bdev_error",
               "host_disconnect", "qpair_disconnect")
 
 
-def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str) -> type:
-    """A gate machine whose examples start from ``configs``; the rules are shared."""
+def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
+                  storm_faults: tuple[str, ...] = RUN_FAULTS, max_burst: int = 8) -> type:
+    """A gate machine whose examples start from ``configs``; the rules are shared.
+    ``storm_faults`` weights the faults a storm draws (repeat a kind to favour it) and
+    ``max_burst`` bounds the IO a storm submits."""
 
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -156,6 +159,17 @@ ContentionMachine = machine_class(
                  buf_cache_size=st.integers(0, 2), max_queue_depth=st.integers(4, 16)),
     "The gate's rules on configurations built for contention: split reads, WR "
     "starvation across poll groups, faults while transfers are partly posted.")
+
+#: Faults on quiet qpairs: short IO bursts and storms dominated by post failures and
+#: qpair/port faults, so a qpair often has nothing else in flight when a post fails or a
+#: flush lands - the shape of SPDK issue 3646 (a failed post retried only on a CQE).
+FaultMachine = machine_class(
+    "FaultMachine", gate_configs(),
+    "The gate's rules with short IO bursts and fault-heavy storms: post failures, qpair "
+    "errors and port flaps on qpairs with little else in flight.",
+    storm_faults=("post_fail", "post_fail", "post_fail", "qpair_error", "port_down",
+                  "port_up", "bdev_error", "host_disconnect"),
+    max_burst=2)
 
 
 @contextlib.contextmanager

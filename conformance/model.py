@@ -45,10 +45,12 @@ class NamespaceModel:
 
 
 def pattern(tag: int, slba: int, length: int, block_size: int) -> bytes:
-    """Recognisable write data: every 16 bytes name the write and its block."""
+    """Recognisable write data: every 16 bytes name the write, the block and their own
+    place in it, so SGEs swapped anywhere, even inside a block, read back differently."""
     out = bytearray()
     for i in range(length // block_size):
-        out += struct.pack("<QQ", tag, slba + i) * (block_size // 16)
+        lba = slba + i
+        out += b"".join(struct.pack("<QQ", tag, lba | j << 48) for j in range(block_size // 16))
     return bytes(out)
 
 
