@@ -177,7 +177,9 @@ static uint16_t parse(struct nrt_transport *t, struct request *r)
 
 /* ---- data WRs: one per descriptor, another every max_sge buffer pieces ------------ */
 
-static uint32_t wr_layout(struct nrt_transport *t, struct request *r, bool fill)
+/* Fill the request's WRs (wr_count() of them) with their remote and local ranges. */
+
+static void wr_layout(struct nrt_transport *t, struct request *r)
 {
     uint32_t ius = t->o.io_unit_size, n = 0, off = 0;
     for (uint32_t d = 0; d < r->ndesc; d++) {
@@ -192,21 +194,17 @@ static uint32_t wr_layout(struct nrt_transport *t, struct request *r, bool fill)
                 remaining -= piece;
                 pieces++;
             }
-            if (fill) {
-                struct data_wr *wr = &t->wrs[r->wrs[n]];
-                wr->wire.kind = r->xfer == 1 ? WIRE_READ : WIRE_WRITE;
-                wr->req = r;
-                wr->raddr = raddr;
-                wr->rkey = r->desc[d].key;
-                wr->data_off = off;
-                wr->len = len;
-            }
-            n++;
+            struct data_wr *wr = &t->wrs[r->wrs[n++]];
+            wr->wire.kind = r->xfer == 1 ? WIRE_READ : WIRE_WRITE;
+            wr->req = r;
+            wr->raddr = raddr;
+            wr->rkey = r->desc[d].key;
+            wr->data_off = off;
+            wr->len = len;
             off += len;
             raddr += len;
         }
     }
-    return n;
 }
 
 /* A WR handed out while a request still owns it means the pool holds it twice (a double
@@ -226,11 +224,25 @@ static bool wrs_claim(struct nrt_transport *t, struct request *r)
     return true;
 }
 
+/* What wr_layout() would count, in O(descriptors): a descriptor spanning p buffer
+ * pieces takes ceil(p / max_sge) WRs. */
+static uint32_t wr_count(const struct nrt_transport *t, const struct request *r)
+{
+    uint32_t ius = t->o.io_unit_size, n = 0, off = 0;
+    for (uint32_t d = 0; d < r->ndesc; d++) {
+        uint32_t len = r->desc[d].length;
+        uint32_t pieces = (off + len - 1) / ius - off / ius + 1;
+        n += (pieces + t->o.max_sge - 1) / t->o.max_sge;
+        off += len;
+    }
+    return n;
+}
+
 static bool acquire_data(struct nrt_transport *t, struct request *r)
 {
     uint32_t g = r->qp->group;
     uint32_t nbufs = (r->length + t->o.io_unit_size - 1) / t->o.io_unit_size;
-    uint32_t nwrs = wr_layout(t, r, false);
+    uint32_t nwrs = wr_count(t, r);
     if (!pool_get(&t->wr_pool, g, r->wrs, nwrs))
         return false;
     r->nwrs = nwrs;   /* the request links its WR chain from here on */
@@ -249,7 +261,7 @@ static bool acquire_data(struct nrt_transport *t, struct request *r)
     r->nbufs = nbufs;
     r->wrs_posted = 0;
     r->wrs_outstanding = 0;
-    wr_layout(t, r, true);
+    wr_layout(t, r);
     return true;
 }
 
