@@ -52,9 +52,13 @@ void nrt_opts_default(struct nrt_opts *o)
     o->max_memory_regions = 64;
 }
 
+/* The helpers below are public and may see options that were never validated: an
+ * io_unit_size or max_sge of 0 gives 0 rather than a division by zero. */
 static uint32_t max_bufs(const struct nrt_opts *o)
 {
-    return (o->max_io_size + o->io_unit_size - 1) / o->io_unit_size;
+    if (!o->io_unit_size)
+        return 0;
+    return (uint32_t)(((uint64_t)o->max_io_size + o->io_unit_size - 1) / o->io_unit_size);
 }
 
 /* Worst case over SGL layouts: each descriptor starts a WR, and every
@@ -63,7 +67,10 @@ uint32_t nrt_opts_max_wrs_per_request(const struct nrt_opts *o)
 {
     uint32_t ndesc = o->max_sgl_descriptors < o->max_io_size ? o->max_sgl_descriptors
                                                              : o->max_io_size;
-    return ndesc + (max_bufs(o) - 1) / o->max_sge;
+    uint32_t bufs = max_bufs(o);
+    if (!o->max_sge || !bufs)
+        return ndesc;
+    return ndesc + (bufs - 1) / o->max_sge;
 }
 
 uint64_t nrt_opts_min_wr_pool(const struct nrt_opts *o)
