@@ -25,6 +25,7 @@ die() { echo "memcheck.sh: $*" >&2; exit 2; }
 command -v valgrind >/dev/null || die "valgrind not found (Debian: apt-get install valgrind)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nrt-memcheck.XXXXXX")"
+START_DIR="$PWD"
 cd "$WORK"   # not the source tree, so the installed impl package is the one imported
 echo "work directory: $WORK"
 
@@ -74,7 +75,9 @@ if [[ " $PHASES " == *" c "* ]]; then
     gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing -DNRT_FUZZ_STANDALONE \
         -I"$ROOT/impl/csrc" "${sources[@]}" "$ROOT/impl/csrc/fuzz_capsule.c" -o "$WORK/fuzz_replay"
     inputs=("$ROOT"/impl/fuzz/corpus/*)
-    for d in ${MEMCHECK_CORPUS:-}; do
+    for d in ${MEMCHECK_CORPUS:-}; do   # absolute, or relative to the cwd or the tree
+        [[ "$d" == /* ]] || { [[ -d "$START_DIR/$d" ]] && d="$START_DIR/$d"; } || d="$ROOT/$d"
+        [[ -d "$d" ]] || die "MEMCHECK_CORPUS: no directory $d"
         inputs+=("$d"/*)
     done
     start=$SECONDS
