@@ -18,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "impl" / "csrc"
 CORPUS = ROOT / "impl" / "fuzz" / "corpus"
+REGRESSIONS = ROOT / "impl" / "fuzz" / "regressions"   # fixed findings, replayed forever
 CC = os.environ.get("CC", "gcc")
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 BASE = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
@@ -66,6 +67,14 @@ def test_committed_seeds_pass(replay: Path) -> None:
     seeds = sorted(CORPUS.iterdir())
     assert len(seeds) >= 5, "impl/fuzz/corpus/ should hold the seed corpus"
     _run(replay, seeds)
+
+
+def test_fixed_findings_still_pass(replay: Path) -> None:
+    """Inputs that once showed a target bug (moved here from impl/fuzz/findings/ when
+    fixed) keep passing."""
+    found = sorted(REGRESSIONS.iterdir())
+    assert found, "impl/fuzz/regressions/ should hold the fixed findings"
+    _run(replay, found)
 
 
 def test_generator_seeds_pass(replay: Path, tmp_path: Path) -> None:

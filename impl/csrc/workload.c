@@ -29,6 +29,9 @@ static int wl_check(struct nrt_transport *t, int id, const struct nrt_workload *
         return nrt_fail(t, NRT_EINVAL, "workload opcode must be read or write");
     if (w->ndesc < 1 || w->ndesc > NRT_MAX_SGL_DESC || w->ndesc > w->io_bytes)
         return nrt_fail(t, NRT_EINVAL, "workload ndesc = %u: must be 1..16", w->ndesc);
+    if (qp->slots_used || qp->hr_count || !list_empty(&qp->h2t) || !list_empty(&qp->t2h))
+        return nrt_fail(t, NRT_ESTATE, "workload needs an idle qpair: %d has IO outstanding",
+                        id);
     struct subsystem *s = &t->subsystems[qp->ctrlr->subsystem];
     if (w->nsid < 1 || w->nsid > s->num_ns)
         return nrt_fail(t, NRT_EINVAL, "workload nsid %u not in the controller's subsystem",
@@ -107,6 +110,11 @@ int64_t nrt_workload_run(struct nrt_transport *t, int id, const struct nrt_workl
         int n;
         while ((n = nrt_host_reap(t, id, rsp, 64)) > 0) {
             for (int i = 0; i < n; i++) {
+                if (rsp[i].cid >= geo.qd || rsp[i].unexpected) {
+                    result = nrt_fail(t, NRT_ESTATE, "workload got a response for CID %u, "
+                                      "which it did not submit", rsp[i].cid);
+                    goto out;
+                }
                 if (rsp[i].status != NRT_SC_SUCCESS) {
                     result = nrt_fail(t, NRT_ESTATE, "workload IO cid %u failed: status 0x%04x",
                                       rsp[i].cid, rsp[i].status);
