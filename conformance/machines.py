@@ -80,9 +80,9 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             self.h.run_schedule(schedule, passes)
 
         @precondition(lambda self: self._alive())
-        @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=8).map(tuple),
+        @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=max_burst).map(tuple),
               schedule=schedules(min_size=2, max_size=24),
-              plan=fault_plans(max_faults=2, max_step=32, kinds=RUN_FAULTS))
+              plan=fault_plans(max_faults=2, max_step=32, kinds=storm_faults))
         def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule, plan: FaultPlan) -> None:
             """IO, then an interleaving with faults striking mid-transfer, in one step."""
             assert self.h is not None
