@@ -20,6 +20,7 @@ from impl import (
     Options,
     PoolCounts,
     QpState,
+    ReqState,
     Response,
     SglDesc,
     Status,
@@ -232,3 +233,41 @@ def assert_clean_destroy(t: Transport) -> None:
     assert rep.wr_returned == cap, rep
     assert rep.buf_returned == rep.buf_expected == t.options.num_shared_buffers, rep
     assert rep.message == "", rep
+
+
+# ---- shared scenarios -------------------------------------------------------------------
+
+
+def pump(rig: Rig, rounds: int, *qpairs: int, group: int = 1) -> None:
+    """Deliver and poll only (no block-device completions), ``rounds`` times."""
+    t = rig.t
+    qpairs = qpairs or (rig.io,)
+    for _ in range(rounds):
+        for qp in qpairs:
+            t.deliver_h2t(qp)
+            while t.deliver_t2h(qp):
+                pass
+        t.poll(group)
+
+
+def waiting_for_buffers(defects: int = 0, **overrides: Any) -> tuple[Rig, list[int], int]:
+    """Two writes hold every data buffer in the block device; a 3-descriptor write gets
+    its 3 WRs, finds no buffer and waits (admin and IO qpair on group 1).  Returns the
+    rig, the hogs' CIDs and the waiter's."""
+    rig = build(max_io_size=32768, buf_cache_size=0, num_shared_buffers=16, admin_group=1,
+                io_group=1, defects=defects, **overrides)
+    t = rig.t
+    t.set_bdev_auto(False)
+    hogs = []
+    for i in range(2):
+        cap = rig.write_capsule(64 * i, rig.data(32768), "keyed", host_base=100_000 * i)
+        t.submit(rig.io, cap)
+        hogs.append(cap.cid)
+    waiting = rig.write_capsule(300, rig.data(4096), "list", ndesc=3, host_base=400_000)
+    t.submit(rig.io, waiting)
+    pump(rig, 40)
+    states = {r.cid: r.state for r in t.requests(rig.io)}
+    assert states == {hogs[0]: ReqState.EXECUTING, hogs[1]: ReqState.EXECUTING,
+                      waiting.cid: ReqState.NEED_BUFFER}
+    assert t.buf_pool().ring_free + t.buf_pool().cached == 0
+    return rig, hogs, waiting.cid

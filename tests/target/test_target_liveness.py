@@ -4,31 +4,14 @@ from __future__ import annotations
 
 from impl import Capsule, FabricsType, Opcode, Queue, ReqState, Status, in_capsule
 
-from .rig import assert_clean_destroy, assert_released, build
+from .rig import assert_clean_destroy, assert_released, build, waiting_for_buffers
 
 
 def test_admin_fabrics_and_in_capsule_commands_pass_io_waiting_for_buffers() -> None:
     """Buffers exhausted by IO in the block device, one more IO waiting for them: a
     keep-alive, a property get and an in-capsule write on the same group still complete."""
-    rig = build(max_io_size=32768, buf_cache_size=0, num_shared_buffers=16, admin_group=1,
-                io_group=1)
+    rig, hogs, waiter = waiting_for_buffers()
     t = rig.t
-    t.set_bdev_auto(False)
-    hogs = []
-    for i in range(2):
-        cap = rig.write_capsule(64 * i, rig.data(32768), "keyed", host_base=100_000 * i)
-        t.submit(rig.io, cap)
-        hogs.append(cap.cid)
-    waiting = rig.write_capsule(300, rig.data(4096), "list", ndesc=3, host_base=400_000)
-    t.submit(rig.io, waiting)
-    for _ in range(40):
-        t.deliver_h2t(rig.io)
-        while t.deliver_t2h(rig.io):
-            pass
-        t.poll(1)
-    states = {r.cid: r.state for r in t.requests(rig.io)}
-    assert states == {hogs[0]: ReqState.EXECUTING, hogs[1]: ReqState.EXECUTING,
-                      waiting.cid: ReqState.NEED_BUFFER}
     assert t.group_stats(1).pending_data_buffer == 1
 
     icd = rig.data(1024)
@@ -55,7 +38,7 @@ def test_admin_fabrics_and_in_capsule_commands_pass_io_waiting_for_buffers() -> 
     assert t.bdev_pending() == 4               # hogs, icd write, flush - not the waiter
     rig.settle()
     got = {r.cid: r.status for r in t.reap(rig.io)}
-    assert got == {c: Status.SUCCESS for c in [*hogs, waiting.cid, small[2][1].cid,
+    assert got == {c: Status.SUCCESS for c in [*hogs, waiter, small[2][1].cid,
                                               small[3][1].cid]}
     assert rig.media(500, 1024) == icd
     assert_released(t)
