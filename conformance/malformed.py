@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from conformance import profiles
 from conformance.model import pattern
@@ -359,15 +359,24 @@ def run_malformed(opts: TransportOptions, ns: Namespace, m: Malformed,
         out = Outcome(m, cap, len(icd), qp, cap.cid, before, responses, after, drain,
                       released, t.options.wr_pool_capacity, t.options.num_shared_buffers)
         out.same_qpair = d.follow_same(m, qp)
-        out.other_qpair = d.round_trip(d.other, 2 % ns.num_blocks,
-                                       d.scratch + 2 * max(ns.block_size, 4096), 0x07E4)
-        out.drains = list(d.drains)
-        out.final = d.snapshot()
-        out.report = t.destroy()
-        return out
+        return _finish(d, ns, out)
     finally:
         if t.alive:
             t.destroy()
+
+
+_O = TypeVar("_O", "Outcome", "CallOutcome")
+
+
+def _finish(d: _Driver, ns: Namespace, out: _O) -> _O:
+    """The end both drivers share: another qpair still serves a write+read round trip,
+    then the final counters and the destroy report."""
+    out.other_qpair = d.round_trip(d.other, 2 % ns.num_blocks,
+                                   d.scratch + 2 * max(ns.block_size, 4096), 0x07E4)
+    out.drains = list(d.drains)
+    out.final = d.snapshot()
+    out.report = d.t.destroy()
+    return out
 
 
 # ---------------------------------------------------------------------- call-order errors
@@ -462,12 +471,7 @@ def run_call_order(opts: TransportOptions, ns: Namespace, kind: str,
         out = CallOutcome(kind, qp, error, int(ErrorCode[code_name]), mentions, d.snapshot(),
                           t.options.wr_pool_capacity, t.options.num_shared_buffers,
                           answered, tuple(sent))
-        out.other_qpair = d.round_trip(d.other, 2 % ns.num_blocks,
-                                       d.scratch + 2 * max(ns.block_size, 4096), 0x07E4)
-        out.drains = list(d.drains)
-        out.final = d.snapshot()
-        out.report = t.destroy()
-        return out
+        return _finish(d, ns, out)
     finally:
         if t.alive:
             t.destroy()

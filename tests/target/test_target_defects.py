@@ -176,9 +176,12 @@ def test_no_idle_pending_poll(on: int) -> None:
 
 # ---- fixed_pool_size (SPDK 7dab13c0e0) -----------------------------------------------------
 
+#: Pool configurations that differ from max_queue_depth * 16 (by multiplier or size).
+POOL_CONFIGS = [{"wr_pool_multiplier": 32}, {"wr_pool_size": 1000},
+                {"wr_pool_multiplier": 4, "max_queue_depth": 32}]
 
-@pytest.mark.parametrize("config", [{"wr_pool_multiplier": 32}, {"wr_pool_size": 1000},
-                                    {"wr_pool_multiplier": 4, "max_queue_depth": 32}])
+
+@pytest.mark.parametrize("config", POOL_CONFIGS)
 @pytest.mark.parametrize("on", OFF_ON)
 def test_fixed_pool_size(on: int, config: dict) -> None:
     rig = build(defects=int(Defect.FIXED_POOL_SIZE) if on else 0, **config)

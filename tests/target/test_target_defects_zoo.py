@@ -27,7 +27,7 @@ from impl import (
 )
 
 from .rig import Rig, assert_released, build, pump, waiting_for_buffers
-from .test_target_defects import partially_posted_write
+from .test_target_defects import POOL_CONFIGS, partially_posted_write
 
 OFF_ON = [pytest.param(0, id="off"), pytest.param(1, id="on")]
 
@@ -365,8 +365,7 @@ def test_recv_not_released(on: int, error: str) -> None:
 # ---- wrong_expected_capacity (SPDK ab2395bb04) -----------------------------------------------
 
 
-@pytest.mark.parametrize("config", [{"wr_pool_multiplier": 32}, {"wr_pool_size": 1000},
-                                    {"wr_pool_multiplier": 4, "max_queue_depth": 32}])
+@pytest.mark.parametrize("config", POOL_CONFIGS)
 @pytest.mark.parametrize("on", OFF_ON)
 def test_wrong_expected_capacity(on: int, config: dict) -> None:
     rig = build(defects=switch(Defect.WRONG_EXPECTED_CAPACITY, on), **config)
