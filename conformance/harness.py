@@ -21,6 +21,7 @@ from impl import (
     TargetError,
     Transport,
     connect_capsule,
+    enable_capsule,
     in_capsule,
     keyed,
 )
@@ -92,7 +93,7 @@ class Harness:
         if self.host_used + depth * self.window > self.host_size:
             return None    # out of host memory for more connections: skip quietly
         try:
-            handle = self.t.create_qpair(port, group, depth)
+            handle = self.t.create_qpair(port, group, depth, qid)
         except TargetError:
             return None    # table full or port down: the connection is refused
         qp = QpairModel(handle, group, port, depth, qid, ctrl, self.window, self.host_used)
@@ -117,6 +118,8 @@ class Harness:
         if rsp is None:
             return
         ctrl.cntlid = rsp
+        if not self._enable(admin, settle):
+            return
         for qid, (p, g, d) in enumerate(spec.io, start=1):
             port = self._up_port(p)
             if port is None:
@@ -140,6 +143,21 @@ class Harness:
         else:
             self._await(qp, cmd, "fabrics CONNECT")
         return cmd.result
+
+    def _enable(self, qp: QpairModel, settle: bool) -> bool:
+        """Property Set CC.EN = 1 on the admin queue (NVMe base 3.5.1), before IO queues."""
+        cid = qp.free_cid()
+        if cid is None:
+            return False
+        cmd = Command(cid, "property set CC.EN", "connect")
+        if not self._submit(qp, enable_capsule(cid), cmd):
+            return False
+        if settle:
+            self.t.drain(64)
+            self.collect()
+        else:
+            self._await(qp, cmd, "property set CC.EN")
+        return cid not in qp.outstanding and not qp.failed
 
     def _up_port(self, index: int) -> int | None:
         up = [p for p in self.ports if self.port_is_up[p]]
@@ -231,7 +249,7 @@ class Harness:
             cmd = Command(cid, label + " in-capsule", "io", io, nsm, data, allowed=allowed)
             return self._submit(qp, cap, cmd, icd=data or b"")
         ranges, pos = [], 0
-        key = self.mkey + 1 if bad_key else self.mkey
+        key = self.t.invalid_key() if bad_key else self.mkey
         for off, n in zip(io.layout.offsets, io.layout.lengths):
             ranges.append((base + off, n))
             if data is not None:

@@ -1,4 +1,4 @@
-"""The compact C NVMe-oF RDMA target and its Python facade.
+"""The compact C NVMe-oF RDMA target, simverbs under it, and its Python facade.
 
 Import from here: ``from impl import Transport, Options, Capsule, keyed``.  The C target is
 compiled by cffi when the package is installed (``pip install -e .``); ``python
@@ -20,8 +20,10 @@ from impl.nvme import (
 from impl.target import (
     AsyncEvent,
     Capsule,
+    ConnInfo,
     DestroyReport,
     DrainResult,
+    FabricStats,
     GroupStats,
     Options,
     OptionsRefused,
@@ -34,6 +36,7 @@ from impl.target import (
     Transport,
     Workload,
     connect_capsule,
+    enable_capsule,
     event,
     in_capsule,
     keyed,
@@ -41,9 +44,9 @@ from impl.target import (
 )
 
 __all__ = [
-    "DEFECT_NAMES", "AsyncEvent", "AsyncEventType", "Capsule", "Defect", "DestroyReport",
-    "DrainResult", "Event", "FabricsType", "GroupStats", "Opcode", "Options", "OptionsRefused",
+    "DEFECT_NAMES", "AsyncEvent", "AsyncEventType", "Capsule", "ConnInfo", "Defect",
+    "DestroyReport", "DrainResult", "Event", "FabricStats", "FabricsType", "GroupStats", "Opcode", "Options", "OptionsRefused",
     "PoolCounts", "QpState", "QpairInfo", "Queue", "ReqState", "RequestInfo", "Response",
-    "SglDesc", "Status", "TargetError", "Transport", "Workload", "connect_capsule", "event",
+    "SglDesc", "Status", "TargetError", "Transport", "Workload", "connect_capsule", "enable_capsule", "event",
     "in_capsule", "keyed", "last_segment",
 ]

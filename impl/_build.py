@@ -12,7 +12,8 @@ The cdef is the text between ``/* CDEF-BEGIN */`` and ``/* CDEF-END */`` of
 ``fuzz_*.c`` (fuzzer entry points with their own ``main``-like harness) is compiled in.
 
 Our C and cffi's generated wrapper (``impl/_nrt.c``) are compiled with the same flags,
-``-std=c11 -O2 -Wall -Wextra -Werror -fno-strict-aliasing``; the wrapper builds clean with
+``-std=gnu11 -O2 -Wall -Wextra -Werror -fno-strict-aliasing`` (GNU C because rdma-core's
+headers use its extensions); the wrapper builds clean with
 them (checked with cffi 1.15.1 and 2.0.0, gcc 12). Should a future cffi or compiler make the
 *generated* wrapper warn, silence it with ``#pragma GCC diagnostic ignored "-W..."`` lines in
 ``WRAPPER_PREAMBLE`` (after the include, so they reach the generated code only) rather than a
@@ -38,13 +39,14 @@ import cffi
 HERE = Path(__file__).resolve().parent  # .../impl
 ROOT = HERE.parent  # project root
 CSRC = HERE / "csrc"
+SIMVERBS = HERE / "simverbs"
 HEADER = CSRC / "nrt.h"
 
 MODULE_NAME = "impl._nrt"
 CDEF_BEGIN = "/* CDEF-BEGIN */"
 CDEF_END = "/* CDEF-END */"
 
-BASE_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
+BASE_CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
 
 # Top of the generated wrapper; the cffi glue follows it in the same translation unit.
 WRAPPER_PREAMBLE = '#include "nrt.h"\n'
@@ -64,21 +66,24 @@ def read_cdef(header: Path = HEADER) -> str:
     return "\n".join(lines[begin + 1 : end]) + "\n"
 
 
-def c_sources(csrc: Path = CSRC) -> list[str]:
-    """Every ``csrc/*.c`` except ``fuzz_*.c``, sorted, as paths relative to the cwd.
+def c_sources(csrc: Path = CSRC, simverbs: Path = SIMVERBS) -> list[str]:
+    """Every ``csrc/*.c`` except ``fuzz_*.c``, then ``simverbs/*.c``, sorted, as paths
+    relative to the cwd.
 
     Relative paths keep distutils' object files under its build_temp instead of a
     mirrored absolute path.
     """
     files = sorted(p for p in csrc.glob("*.c") if not p.name.startswith("fuzz_"))
+    files += sorted(simverbs.glob("*.c"))
     if not files:
         raise RuntimeError(f"no C sources found in {csrc}")
     return [_rel(p) for p in files]
 
 
-def c_headers(csrc: Path = CSRC) -> list[str]:
-    """Every ``csrc/*.h``: listed as ``depends`` so a header edit triggers a rebuild."""
-    return [_rel(p) for p in sorted(csrc.glob("*.h"))]
+def c_headers(csrc: Path = CSRC, simverbs: Path = SIMVERBS) -> list[str]:
+    """Every ``csrc/*.h`` and ``simverbs/*.h``: listed as ``depends`` so a header edit
+    triggers a rebuild."""
+    return [_rel(p) for p in sorted([*csrc.glob("*.h"), *simverbs.glob("*.h")])]
 
 
 def _rel(path: Path) -> str:

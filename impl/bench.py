@@ -48,7 +48,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from impl import Opcode, Options, Status, Transport, Workload, connect_capsule
+from impl import Opcode, Options, Status, Transport, Workload, connect_capsule, enable_capsule
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -128,13 +128,19 @@ class Rig:
         self.nsid = t.add_namespace(sub, 512, span // 512)
         self.key = t.register_memory(span)
         admin = t.create_qpair(port, 0, 4)
-        self.io = t.create_qpair(port, 0, qd)
+        self.io = t.create_qpair(port, 0, qd, qid=1)
         t.submit(admin, connect_capsule(1, sub, qid=0, sqsize=3))
         t.drain()
         [rsp] = t.reap(admin)
         if rsp.status != Status.SUCCESS:
             raise RuntimeError(f"admin connect failed: 0x{rsp.status:04x}")
-        t.submit(self.io, connect_capsule(2, sub, qid=1, cntlid=rsp.result, sqsize=qd - 1))
+        cntlid = rsp.result
+        t.submit(admin, enable_capsule(3))
+        t.drain()
+        [rsp] = t.reap(admin)
+        if rsp.status != Status.SUCCESS:
+            raise RuntimeError(f"controller enable failed: 0x{rsp.status:04x}")
+        t.submit(self.io, connect_capsule(2, sub, qid=1, cntlid=cntlid, sqsize=qd - 1))
         t.drain()
         [rsp] = t.reap(self.io)
         if rsp.status != Status.SUCCESS:

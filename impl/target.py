@@ -1,11 +1,16 @@
-"""The Python facade over the compiled C target: the only interface the suite uses.
+"""The Python facade over the compiled C target and its rig: the only interface the suite
+uses.
 
-A :class:`Transport` owns one C transport.  The harness drives everything through it:
-host capsule submission and response reaping, wire delivery, poll-group polling,
-block-device completion, faults, and every introspection counter.  Errors from the target
-raise :class:`TargetError` carrying the target's own message.
+A :class:`Transport` owns one rig (``nrt_rig_*`` in ``impl/csrc/nrt.h``): a simverbs
+fabric, the built-in transport running on it as a verbs program, and the host.  The
+harness drives everything through it: RDMA CM connects with the NVMe/RDMA private data,
+capsules encoded to wire bytes (:mod:`impl.wire`: 64-byte SQE, keyed SGLs, in-capsule
+data) and sent as host SENDs, 16-byte CQEs received and decoded, executions of posted work
+requests, poll-group polling, block-device completion, faults, and every introspection
+counter.  Errors raise :class:`TargetError` carrying the target's or the rig's message.
 
-Another implementation of ``nrt.h`` wrapped the same way can stand in for this one.
+"qpair" handles here are the rig's connection handles: each names one host QP and the
+target qpair it is connected to.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from impl import wire
 from impl._nrt import ffi, lib
 from impl.nvme import (
     MAX_SGL_DESC,
@@ -29,6 +35,11 @@ from impl.nvme import (
     Event,
     Opcode,
 )
+
+#: The NQN the facade gives subsystem ``i`` and the host it connects as.
+SUBSYSTEM_NQN = "nqn.2026-12.io.nrt-conformance:subsystem-{}"
+HOST_NQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-6e7274686f73"
+HOST_ID = bytes.fromhex("000000000000400080006e7274686f73")
 
 _ERRLEN = 256
 
@@ -146,8 +157,9 @@ class Options:
 
 @dataclass(frozen=True)
 class SglDesc:
-    """One SGL descriptor.  Keyed: ``addr`` is the offset in the host region ``key``;
-    in-capsule: ``addr`` is the offset in the capsule's data."""
+    """One SGL descriptor.  Keyed: ``addr`` is the offset in the host region ``key`` (the
+    wire carries the region's IO virtual address plus it); in-capsule data and last
+    segments: ``addr`` is the offset in the capsule's in-capsule bytes."""
 
     addr: int = 0
     length: int = 0
@@ -171,7 +183,11 @@ def last_segment(count: int) -> SglDesc:
 
 @dataclass(frozen=True)
 class Capsule:
-    """A command capsule (``struct nrt_capsule``)."""
+    """A command, in the terms the harness thinks in; :meth:`to_wire` makes the NVMe-oF
+    bytes (:class:`impl.wire.Capsule`).  IO: ``slba``/``nlb`` go to CDW10-12; admin:
+    ``cdw10``; Property Get/Set: ``cdw10`` is OFST, ``value`` VALUE; Connect: ``qid``,
+    ``sqsize``, ``kato`` in the SQE and ``subsystem`` (its NQN), ``cntlid`` in the connect
+    data."""
 
     opcode: int
     cid: int
@@ -196,27 +212,64 @@ class Capsule:
             return cls(opcode, cid, sgl=descs[0], **kw)
         return cls(opcode, cid, sgl=last_segment(len(descs)), descriptors=tuple(descs), **kw)
 
-    def _fill(self, c: Any) -> None:
+    def to_wire(self, iova: Any = lambda key: 0, icd: bytes = b"",
+                connect_sgl: wire.SglDescriptor | None = None) -> wire.Capsule:
+        """The capsule's bytes: ``iova(key)`` gives a host region's IO virtual address
+        (0 for an unknown key: the address is then the offset itself)."""
         if len(self.descriptors) > MAX_SGL_DESC:
             raise ValueError(f"a capsule carries at most {MAX_SGL_DESC} descriptors")
-        c.opcode, c.cid, c.nsid = self.opcode, self.cid, self.nsid
-        c.slba, c.nlb, c.fctype, c.cdw10 = self.slba, self.nlb, self.fctype, self.cdw10
-        c.value, c.qid, c.cntlid = self.value, self.qid, self.cntlid
-        c.subsystem, c.sqsize, c.kato = self.subsystem, self.sqsize, self.kato
-        _fill_desc(c.sgl, self.sgl)
-        c.ndesc = len(self.descriptors)
-        for i, d in enumerate(self.descriptors):
-            _fill_desc(c.list[i], d)
 
+        def desc(d: SglDesc) -> wire.SglDescriptor:
+            if d.type == SGL_TYPE_KEYED_DATA:
+                return wire.SglDescriptor(iova(d.key) + d.addr, d.length, d.key, d.type,
+                                          d.subtype)
+            return wire.SglDescriptor(d.addr, d.length, 0, d.type, d.subtype)
 
-def _fill_desc(c: Any, d: SglDesc) -> None:
-    c.addr, c.length, c.key, c.type, c.subtype = d.addr, d.length, d.key, d.type, d.subtype
+        if self.opcode == wire.OPC_FABRICS and self.fctype == wire.FCTYPE_CONNECT:
+            data = wire.ConnectData(HOST_ID, 0xFFFF if self.qid == 0 else self.cntlid,
+                                    SUBSYSTEM_NQN.format(self.subsystem).encode(),
+                                    HOST_NQN.encode())
+            sqe = wire.ConnectSqe(self.cid, self.qid, self.sqsize, 0, self.kato, 0,
+                                  connect_sgl or wire.data_block_offset(
+                                      0, wire.CONNECT_DATA_SIZE))
+            return wire.Capsule(sqe.sqe(), b"" if connect_sgl else data.encode())
+        if self.opcode == wire.OPC_FABRICS:
+            size = 1 if self.cdw10 == 0 else 0   # CAP is the one 8-byte register read here
+            prop = wire.PropertySqe(self.fctype, self.cid, self.cdw10, size, self.value)
+            return wire.Capsule(prop.sqe())
+        listed = b"".join(desc(d).encode() for d in self.descriptors)
+        io = self.opcode in (Opcode.READ, Opcode.WRITE, Opcode.FLUSH)
+        sgl1 = desc(self.sgl) if (self.opcode & 3 or self.descriptors) else wire.NULL_SGL
+        sqe = wire.Sqe(opc=self.opcode, cid=self.cid, nsid=self.nsid, sgl1=sgl1,
+                       cdw10=(self.slba & 0xFFFFFFFF) if io else self.cdw10,
+                       cdw11=(self.slba >> 32) if io else 0,
+                       cdw12=self.nlb if io else 0)
+        return wire.Capsule(sqe, listed + bytes(icd))
+
+    def connect_data(self) -> bytes:
+        """The 1024-byte connect data of a Connect capsule."""
+        return wire.ConnectData(HOST_ID, 0xFFFF if self.qid == 0 else self.cntlid,
+                                SUBSYSTEM_NQN.format(self.subsystem).encode(),
+                                HOST_NQN.encode()).encode()
 
 
 def connect_capsule(cid: int, subsystem: int, qid: int = 0, cntlid: int = 0,
                     sqsize: int = 1, kato: int = 0) -> Capsule:
     return Capsule(Opcode.FABRICS, cid, fctype=lib.NRT_FCTYPE_CONNECT, subsystem=subsystem,
                    qid=qid, cntlid=cntlid, sqsize=sqsize, kato=kato)
+
+
+#: CC with EN = 1, IOSQES = 6 (64-byte SQEs), IOCQES = 4 (16-byte CQEs), NVM command set,
+#: 4 KiB pages, round robin (NVMe base 2.0 3.1.3.5).  A host enables the controller this
+#: way after the admin Connect and before connecting IO queues (base 3.5.1).
+CC_ENABLE = 0x00460001
+REG_CC = 0x14
+
+
+def enable_capsule(cid: int) -> Capsule:
+    """Property Set CC = :data:`CC_ENABLE` (NVMe-oF 1.1 3.5)."""
+    return Capsule(Opcode.FABRICS, cid, fctype=lib.NRT_FCTYPE_PROPERTY_SET, cdw10=REG_CC,
+                   value=CC_ENABLE)
 
 
 # ---------------------------------------------------------------------------------------
@@ -230,6 +283,61 @@ class Response:
     sqhd: int
     result: int
     unexpected: bool
+    sqid: int = 0
+    raw_status: int = 0
+    byte_len: int = 16
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """What the host's RDMA CM connect came to (``struct nrt_conn_info``)."""
+
+    conn: int
+    state: int          # 1 connecting, 2 established, 3 rejected, 4 disconnected
+    qpair: int
+    reject_sts: int
+    reject_recfmt: int
+    crqsize: int
+    accept_recfmt: int
+    accept_len: int
+    initiator_depth: int
+    responder_resources: int
+    reserved: int
+    host_qp_num: int
+    target_qp_num: int
+
+    ESTABLISHED = 2
+    REJECTED = 3
+
+
+@dataclass(frozen=True)
+class GroupView:
+    polls: int
+    idle_polls: int
+    reaped: int
+
+
+@dataclass(frozen=True)
+class FabricStats:
+    """What simverbs did (``struct nrt_fabric_stats``)."""
+
+    executed: int
+    sends: int
+    rdma_reads: int
+    rdma_writes: int
+    bytes_moved: int
+    completions: int
+    flushed: int
+    remote_access_errors: int
+    rnr_waits: int
+    rnr_errors: int
+    failed_posts: int
+    cm_events: int
+    async_events: int
+    dropped_events: int
+    cq_overruns: int
+    live_objects: int
+    leaked_objects: int
 
 
 @dataclass(frozen=True)
@@ -289,6 +397,8 @@ class QpairInfo:
     max_read_depth_seen: int
     max_send_depth_seen: int
     req_states: tuple[int, ...]
+    qp_num: int = 0
+    signaled_outstanding: int = 0
 
 
 @dataclass(frozen=True)
@@ -359,7 +469,7 @@ def _struct(cls: type, c: Any) -> Any:
         names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
     values = [getattr(c, n) for n in names]
     if cls is QpairInfo:
-        values[-1] = tuple(values[-1])
+        values[names.index("req_states")] = tuple(c.req_states)
     elif cls is DestroyReport:
         values[-1] = ffi.string(values[-1]).decode()
     return cls(*values)
@@ -375,22 +485,28 @@ def event(kind: int, arg: int) -> int:
 
 
 class Transport:
-    """One target transport.  Use as a context manager, or call :meth:`destroy`."""
+    """One target transport on its own simverbs fabric, with the host.  Use as a context
+    manager, or call :meth:`destroy`."""
 
-    HANDLE_SLOTS = 4096
+    HANDLE_SLOTS = 1 << 24   # connection handles are small: micro-event args take them as is
+    CONNECT_SCRATCH = 64     # connect data slots, when it cannot ride in-capsule
 
     def __init__(self, opts: Any = None, **overrides: Any):
         self.options = Options.from_any(opts, **overrides)
         err = ffi.new("char[]", _ERRLEN)
-        handle = lib.nrt_transport_create(self.options._to_c(), err, _ERRLEN)
+        handle = lib.nrt_rig_create(self.options._to_c(), err, _ERRLEN)
         if handle == ffi.NULL:
             raise OptionsRefused(lib.NRT_EINVAL, ffi.string(err).decode())
         self._t = handle
         self._resp = ffi.new("struct nrt_response[]", 256)
         self._info = ffi.new("struct nrt_qpair_info *")
         self._pool = ffi.new("struct nrt_pool_counts *")
-        self._qp_buf = ffi.new("int32_t[]", self.options.max_qpairs)
+        self._qp_buf = ffi.new("int32_t[]", self.options.max_qpairs + 64)
         self._reqs: Any = None
+        self._iova: dict[int, int] = {}
+        self._connect_key: int | None = None
+        self._connect_slot = 0
+        self._subsystems = 0
         self.report: DestroyReport | None = None
 
     # -- plumbing -------------------------------------------------------------------
@@ -401,8 +517,12 @@ class Transport:
 
     def _check(self, rc: int) -> int:
         if rc < 0:
-            raise TargetError(rc, ffi.string(lib.nrt_transport_error(self._t)).decode())
+            raise TargetError(rc, ffi.string(lib.nrt_rig_error(self._t)).decode())
         return rc
+
+    @property
+    def _target(self) -> Any:
+        return lib.nrt_rig_transport(self._handle())
 
     def __enter__(self) -> "Transport":
         return self
@@ -414,7 +534,7 @@ class Transport:
     def __del__(self) -> None:
         # at interpreter exit the module globals may already be gone: nothing to free then
         if getattr(self, "_t", None) is not None and lib is not None:
-            lib.nrt_transport_destroy(self._t, ffi.NULL)
+            lib.nrt_rig_destroy(self._t, ffi.NULL)
             self._t = None
 
     @property
@@ -425,79 +545,158 @@ class Transport:
     def effective_options(self) -> Options:
         """What the target actually runs with (``max_send_depth`` resolved)."""
         c = ffi.new("struct nrt_opts *")
-        lib.nrt_transport_get_opts(self._handle(), c)
+        lib.nrt_transport_get_opts(self._target, c)
         return Options(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Options)})
 
     def destroy(self) -> DestroyReport:
         """Abrupt destroy with IO in any state; returns the target's own pool report."""
         rep = ffi.new("struct nrt_destroy_report *")
-        lib.nrt_transport_destroy(self._handle(), rep)
+        lib.nrt_rig_destroy(self._handle(), rep)
         self._t = None
         self.report = _struct(DestroyReport, rep)
         return self.report
 
     # -- topology -------------------------------------------------------------------
     def add_port(self) -> int:
-        return self._check(lib.nrt_port_add(self._handle()))
+        """A simverbs device with the target listening on it."""
+        return self._check(lib.nrt_rig_port_add(self._handle()))
 
     def port_down(self, port: int) -> None:
-        self._check(lib.nrt_port_down(self._handle(), port))
+        self._check(lib.nrt_rig_port_down(self._handle(), port))
 
     def port_up(self, port: int) -> None:
-        self._check(lib.nrt_port_up(self._handle(), port))
+        self._check(lib.nrt_rig_port_up(self._handle(), port))
+
+    def remove_device(self, port: int) -> None:
+        self._check(lib.nrt_rig_device_remove(self._handle(), port))
+
+    def _target_check(self, rc: int) -> int:
+        if rc < 0:
+            raise TargetError(rc, ffi.string(lib.nrt_transport_error(self._target)).decode())
+        return rc
 
     def add_subsystem(self) -> int:
-        return self._check(lib.nrt_subsystem_add(self._handle()))
+        """A subsystem named ``SUBSYSTEM_NQN.format(index)``; returns its index."""
+        nqn = SUBSYSTEM_NQN.format(self._subsystems).encode()
+        index = self._target_check(lib.nrt_subsystem_add(self._target, nqn))
+        self._subsystems += 1
+        return index
 
     def add_namespace(self, subsystem: int, block_size: int, num_blocks: int) -> int:
-        return self._check(lib.nrt_namespace_add(self._handle(), subsystem, block_size,
-                                                 num_blocks))
+        return self._target_check(lib.nrt_namespace_add(self._target, subsystem, block_size,
+                                                        num_blocks))
 
     def set_namespace_ready(self, subsystem: int, nsid: int, ready: bool) -> None:
-        self._check(lib.nrt_namespace_set_ready(self._handle(), subsystem, nsid, int(ready)))
+        self._target_check(lib.nrt_namespace_set_ready(self._target, subsystem, nsid,
+                                                       int(ready)))
 
     def read_namespace(self, subsystem: int, nsid: int, offset: int, length: int) -> bytes:
         buf = ffi.new("uint8_t[]", length)
-        self._check(lib.nrt_namespace_read(self._handle(), subsystem, nsid, offset, buf, length))
+        self._target_check(lib.nrt_namespace_read(self._target, subsystem, nsid, offset, buf,
+                                                  length))
         return bytes(ffi.buffer(buf, length))
 
     def register_memory(self, size: int) -> int:
-        return self._check(lib.nrt_mr_register(self._handle(), size))
+        """Host memory the target may RDMA READ and WRITE; returns its key (the rkey)."""
+        key = self._check(lib.nrt_rig_mr_register(self._handle(), size))
+        self._iova[key] = int(lib.nrt_rig_mr_iova(self._handle(), key))
+        return key
 
     def deregister_memory(self, key: int) -> None:
-        self._check(lib.nrt_mr_deregister(self._handle(), key))
+        self._check(lib.nrt_rig_mr_deregister(self._handle(), key))
+        self._iova.pop(key, None)
+
+    def memory_iova(self, key: int) -> int:
+        """The IO virtual address keyed SGLs carry for offset 0 of region ``key``."""
+        return self._iova.get(key, 0)
+
+    def invalid_key(self) -> int:
+        """A key no host region has: a keyed SGL with it is a remote access error."""
+        key = 0x7FFF0000
+        while key in self._iova:
+            key += 1
+        return key
 
     def write_memory(self, key: int, offset: int, data: bytes) -> None:
-        self._check(lib.nrt_mr_write(self._handle(), key, offset, data, len(data)))
+        self._check(lib.nrt_rig_mr_write(self._handle(), key, offset, data, len(data)))
 
     def read_memory(self, key: int, offset: int, length: int) -> bytes:
         buf = ffi.new("uint8_t[]", length)
-        self._check(lib.nrt_mr_read(self._handle(), key, offset, buf, length))
+        self._check(lib.nrt_rig_mr_read(self._handle(), key, offset, buf, length))
         return bytes(ffi.buffer(buf, length))
 
-    # -- qpairs ---------------------------------------------------------------------
-    def create_qpair(self, port: int, group: int, depth: int) -> int:
-        return self._check(lib.nrt_qpair_create(self._handle(), port, group, depth))
+    # -- connections ------------------------------------------------------------------
+    def connect(self, port: int, group: int, *, qid: int = 0, hrqsize: int = 0,
+                hsqsize: int | None = None, recfmt: int = 0, cntlid: int | None = None,
+                private_data: bytes | None = None, private_data_len: int | None = None,
+                initiator_depth: int = 16, responder_resources: int = 16) -> int:
+        """RDMA CM connect with the NVMe/RDMA private data (or ``private_data`` as given);
+        returns the connection handle whether the target accepted or rejected it (see
+        :meth:`conn_info`)."""
+        p = ffi.new("struct nrt_connect_params *")
+        lib.nrt_connect_params_default(p, port, group, qid, hrqsize or 2)
+        if hsqsize is not None:
+            p.hsqsize = hsqsize
+        p.recfmt = recfmt
+        if cntlid is not None:
+            p.cntlid = cntlid
+        p.initiator_depth = initiator_depth
+        p.responder_resources = responder_resources
+        if private_data is not None:
+            p.raw = 1
+            data = bytes(private_data)[:56]
+            ffi.memmove(p.raw_private_data, data, len(data))
+            p.private_data_len = len(data)
+        if private_data_len is not None:
+            p.private_data_len = private_data_len
+        return self._check(lib.nrt_rig_connect(self._handle(), p))
+
+    def conn_info(self, conn: int) -> ConnInfo:
+        c = ffi.new("struct nrt_conn_info *")
+        self._check(lib.nrt_rig_conn_info(self._handle(), conn, c))
+        return _struct(ConnInfo, c)
+
+    def create_qpair(self, port: int, group: int, depth: int, qid: int = 0) -> int:
+        """An accepted connection of ``depth`` (HRQSIZE = depth, HSQSIZE = depth - 1)."""
+        if depth < 1 or depth > self.options.max_queue_depth:
+            raise TargetError(lib.NRT_EINVAL, f"qpair depth {depth}: must be 1..max_queue_depth "
+                                              f"({self.options.max_queue_depth})")
+        conn = self.connect(port, group, qid=qid, hrqsize=max(2, depth),
+                            hsqsize=max(1, depth - 1))
+        info = self.conn_info(conn)
+        if info.state != ConnInfo.ESTABLISHED or info.qpair < 0:
+            raise TargetError(lib.NRT_ENETDOWN if info.state == ConnInfo.REJECTED
+                              else lib.NRT_ENOTCONN,
+                              f"connection refused on port {port}: reject status "
+                              f"{info.reject_sts:#x}")
+        return conn
 
     def disconnect_qpair(self, qpair: int) -> None:
-        self._check(lib.nrt_qpair_disconnect(self._handle(), qpair))
+        self._check(lib.nrt_rig_qpair_disconnect(self._handle(), qpair))
 
     def host_disconnect(self, qpair: int) -> None:
-        self._check(lib.nrt_host_disconnect(self._handle(), qpair))
+        self._check(lib.nrt_rig_host_disconnect(self._handle(), qpair))
 
     def inject_qpair_error(self, qpair: int) -> None:
-        self._check(lib.nrt_qpair_inject_error(self._handle(), qpair))
+        self._check(lib.nrt_rig_qpair_error(self._handle(), qpair))
 
     def fail_posts(self, qpair: int, count: int) -> None:
-        self._check(lib.nrt_qpair_fail_posts(self._handle(), qpair, count))
+        self._check(lib.nrt_rig_fail_posts(self._handle(), qpair, count))
+
+    def remote_access_error(self, qpair: int, count: int = 1) -> None:
+        self._check(lib.nrt_rig_remote_access_error(self._handle(), qpair, count))
+
+    def rnr(self, qpair: int, count: int = 1) -> None:
+        self._check(lib.nrt_rig_rnr(self._handle(), qpair, count))
 
     def qpairs(self) -> list[int]:
-        n = lib.nrt_qpairs(self._handle(), self._qp_buf, self.options.max_qpairs)
-        return [self._qp_buf[i] for i in range(n)]
+        """Connections whose target qpair still exists."""
+        n = lib.nrt_rig_conns(self._handle(), self._qp_buf, self.options.max_qpairs + 64)
+        return [self._qp_buf[i] for i in range(min(n, self.options.max_qpairs + 64))]
 
     def qpair_info(self, qpair: int) -> QpairInfo | None:
-        """``None`` once the qpair has been destroyed."""
-        if lib.nrt_qpair_info(self._handle(), qpair, self._info) < 0:
+        """``None`` once the target has destroyed the connection's qpair."""
+        if lib.nrt_rig_qpair_info(self._handle(), qpair, self._info) < 0:
             return None
         return _struct(QpairInfo, self._info)
 
@@ -506,50 +705,75 @@ class Transport:
         if self._reqs is None:
             self._reqs = ffi.new("struct nrt_request_info[]", cap)
         buf = self._reqs
-        n = lib.nrt_qpair_requests(self._handle(), qpair, buf, cap)
+        n = lib.nrt_rig_requests(self._handle(), qpair, buf, cap)
         if n < 0:
             return []
         return [_struct(RequestInfo, buf[i]) for i in range(min(n, cap))]
 
     # -- host side -------------------------------------------------------------------
+    def encode(self, capsule: Capsule, icd: bytes = b"") -> bytes:
+        """The wire bytes :meth:`submit` sends for ``capsule``."""
+        connect_sgl = None
+        if (capsule.opcode == Opcode.FABRICS and capsule.fctype == lib.NRT_FCTYPE_CONNECT
+                and self.options.in_capsule_data_size < wire.CONNECT_DATA_SIZE):
+            # no room in the capsule: the connect data goes by keyed SGL from host memory
+            if self._connect_key is None:
+                self._connect_key = self.register_memory(
+                    self.CONNECT_SCRATCH * wire.CONNECT_DATA_SIZE)
+            off = (self._connect_slot % self.CONNECT_SCRATCH) * wire.CONNECT_DATA_SIZE
+            self._connect_slot += 1
+            self.write_memory(self._connect_key, off, capsule.connect_data())
+            connect_sgl = wire.keyed(self.memory_iova(self._connect_key) + off,
+                                     wire.CONNECT_DATA_SIZE, self._connect_key)
+        return capsule.to_wire(self.memory_iova, icd, connect_sgl).encode()
+
     def submit(self, qpair: int, capsule: Capsule, icd: bytes = b"") -> None:
-        c = ffi.new("struct nrt_capsule *")
-        capsule._fill(c)
-        self._check(lib.nrt_host_submit(self._handle(), qpair, c, icd or ffi.NULL, len(icd)))
+        self.submit_bytes(qpair, self.encode(capsule, icd))
+
+    def submit_bytes(self, qpair: int, data: bytes) -> None:
+        """Send ``data`` (a capsule's bytes, well formed or not) as one host SEND."""
+        self._check(lib.nrt_rig_submit(self._handle(), qpair, data, len(data)))
 
     def reap(self, qpair: int) -> list[Response]:
         out: list[Response] = []
         while True:
-            n = lib.nrt_host_reap(self._handle(), qpair, self._resp, 256)
+            n = lib.nrt_rig_reap(self._handle(), qpair, self._resp, 256)
             if n <= 0:
                 return out
-            out.extend(Response(r.cid, r.status, r.sqhd, r.result, bool(r.unexpected))
+            out.extend(Response(r.cid, r.status, r.sqhd, r.result, bool(r.unexpected), r.sqid,
+                                r.raw_status, r.byte_len)
                        for r in (self._resp[i] for i in range(n)))
 
     # -- progress --------------------------------------------------------------------
     def deliver_h2t(self, qpair: int) -> bool:
-        return lib.nrt_deliver_h2t(self._handle(), qpair) > 0
+        """Execute the host QP's next posted SEND (a capsule lands in a target receive)."""
+        return lib.nrt_rig_deliver_h2t(self._handle(), qpair) > 0
 
     def deliver_t2h(self, qpair: int) -> bool:
-        return lib.nrt_deliver_t2h(self._handle(), qpair) > 0
+        """Execute the target QP's next posted work request (READ, WRITE or SEND)."""
+        return lib.nrt_rig_deliver_t2h(self._handle(), qpair) > 0
 
     def poll(self, group: int) -> int:
-        return self._check(lib.nrt_poll_group(self._handle(), group))
+        return self._check(lib.nrt_rig_poll(self._handle(), group))
+
+    def accept(self) -> int:
+        """The target processes its CM and async events."""
+        return int(lib.nrt_accept_poll(self._target))
 
     def bdev_pending(self) -> int:
-        return int(lib.nrt_bdev_pending(self._handle()))
+        return int(lib.nrt_bdev_pending(self._target))
 
     def bdev_complete(self, index: int = 0, status: int = 0) -> bool:
-        return lib.nrt_bdev_complete(self._handle(), index, status) > 0
+        return lib.nrt_bdev_complete(self._target, index, status) > 0
 
     def set_bdev_auto(self, on: bool) -> None:
-        lib.nrt_bdev_set_auto(self._handle(), int(on))
+        lib.nrt_bdev_set_auto(self._target, int(on))
 
     def bdev_inject_error(self, count: int, status: int) -> None:
-        self._check(lib.nrt_bdev_inject_error(self._handle(), count, status))
+        self._target_check(lib.nrt_bdev_inject_error(self._target, count, status))
 
     def advance_time(self, ticks: int) -> None:
-        lib.nrt_advance_time(self._handle(), ticks)
+        lib.nrt_advance_time(self._target, ticks)
 
     def run(self, events: Iterable[int]) -> int:
         """Execute encoded micro-events (see :func:`event` and :meth:`qpair_event`) in C;
@@ -558,52 +782,67 @@ class Transport:
         if not evs:
             return 0
         arr = ffi.new("uint32_t[]", evs)
-        return self._check(int(lib.nrt_run(self._handle(), arr, len(evs))))
+        return self._check(int(lib.nrt_rig_run(self._handle(), arr, len(evs))))
 
     def qpair_event(self, kind: Event, qpair: int) -> int:
-        """Encode a delivery micro-event for a qpair handle."""
+        """Encode a delivery micro-event for a connection handle."""
         return event(kind, qpair % self.HANDLE_SLOTS)
 
     def drain(self, max_rounds: int = 1000) -> DrainResult:
         """Liveness mode: deliver everything, complete every IO, poll every group, in rounds,
         until nothing is left (quiescent) or a round changes nothing (stalled)."""
         out = ffi.new("struct nrt_drain_result *")
-        lib.nrt_drain(self._handle(), max_rounds, out)
+        lib.nrt_rig_drain(self._handle(), max_rounds, out)
         return DrainResult(out.rounds, bool(out.quiescent), bool(out.stalled), out.progress)
 
     @property
     def progress(self) -> int:
-        return int(lib.nrt_progress_counter(self._handle()))
+        return int(lib.nrt_rig_progress(self._handle()))
 
     # -- introspection ---------------------------------------------------------------
     def wr_pool(self) -> PoolCounts:
-        lib.nrt_wr_pool_counts(self._handle(), self._pool)
+        lib.nrt_wr_pool_counts(self._target, self._pool)
         return _struct(PoolCounts, self._pool)
 
     def buf_pool(self) -> PoolCounts:
-        lib.nrt_buf_pool_counts(self._handle(), self._pool)
+        lib.nrt_buf_pool_counts(self._target, self._pool)
         return _struct(PoolCounts, self._pool)
 
     def group_stats(self, group: int) -> GroupStats:
         c = ffi.new("struct nrt_group_stats *")
-        self._check(lib.nrt_group_stats(self._handle(), group, c))
+        self._target_check(lib.nrt_group_stats(self._target, group, c))
         return _struct(GroupStats, c)
+
+    def group_view(self, group: int) -> GroupView:
+        """What the rig asked of ``group`` and what the polls returned (STATS-1)."""
+        c = ffi.new("struct nrt_group_view *")
+        self._check(lib.nrt_rig_group_view(self._handle(), group, c))
+        return GroupView(c.polls, c.idle_polls, c.reaped)
+
+    def target_completions(self) -> int:
+        """Work completions the fabric generated for the target's QPs."""
+        return int(lib.nrt_rig_target_completions(self._handle()))
+
+    def fabric_stats(self) -> FabricStats:
+        c = ffi.new("struct nrt_fabric_stats *")
+        self._check(lib.nrt_rig_fabric_stats(self._handle(), c))
+        return _struct(FabricStats, c)
 
     def transitions(self) -> dict[tuple[int, int], int]:
         """Cumulative request state transitions ``(from, to) -> count``."""
         n = NUM_REQ_STATES * NUM_REQ_STATES
         buf = ffi.new("uint64_t[]", n)
-        self._check(lib.nrt_state_transitions(self._handle(), buf, n))
+        self._target_check(lib.nrt_state_transitions(self._target, buf, n))
         return {(i // NUM_REQ_STATES, i % NUM_REQ_STATES): buf[i] for i in range(n) if buf[i]}
 
     def async_events(self) -> list[AsyncEvent]:
         buf = ffi.new("struct nrt_async_event[]", 256)
-        n = lib.nrt_async_events(self._handle(), buf, 256)
+        n = lib.nrt_async_events(self._target, buf, 256)
         return [AsyncEvent(buf[i].type, buf[i].object) for i in range(n)]
 
     # -- C-native workloads -----------------------------------------------------------
     def workload_run(self, qpair: int, w: Workload) -> int:
-        return self._check(int(lib.nrt_workload_run(self._handle(), qpair, w._to_c())))
+        return self._check(int(lib.nrt_rig_workload_run(self._handle(), qpair, w._to_c())))
 
     def memcpy_baseline(self, qpair: int, w: Workload) -> int:
-        return self._check(int(lib.nrt_memcpy_baseline(self._handle(), qpair, w._to_c())))
+        return self._check(int(lib.nrt_rig_memcpy_baseline(self._handle(), qpair, w._to_c())))

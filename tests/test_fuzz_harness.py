@@ -1,9 +1,11 @@
 """The capsule fuzzer's harness (impl/csrc/fuzz_capsule.c) still builds and passes its seeds.
 
-libFuzzer needs clang (``tox -e fuzz``); this replays the seed corpus through the harness's
-standalone build with the C compiler the extension is built with, under ASan + UBSan where
-that compiler has them, so an API change that breaks the harness, or a target change that
-breaks a seed's properties, shows up in the ordinary test run.
+libFuzzer needs clang (``tox -e fuzz``); this replays the seed corpus and the regression
+inputs through the harness's standalone build (the harness, the target and its rig from
+impl/csrc, and simverbs, the simulated RDMA provider the target's verbs calls run on) with
+the C compiler the extension is built with, under ASan + UBSan where that compiler has them,
+so an API change that breaks the harness, or a target change that breaks a seed's
+properties, shows up in the ordinary test run.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "impl" / "csrc"
+SIMVERBS = ROOT / "impl" / "simverbs"
 CORPUS = ROOT / "impl" / "fuzz" / "corpus"
 REGRESSIONS = ROOT / "impl" / "fuzz" / "regressions"   # fixed findings, replayed forever
 CC = os.environ.get("CC", "gcc")
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
-BASE = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
+BASE = ["-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
         f"-I{CSRC}"]
 
 pytestmark = pytest.mark.skipif(shutil.which(CC) is None, reason=f"no C compiler ({CC})")
@@ -48,6 +51,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("fuzz")
     extra = ["-DNRT_FUZZ_STANDALONE"] + (SANITIZE if _sanitizers_work(tmp) else [])
     target = sorted(p for p in CSRC.glob("*.c") if not p.name.startswith("fuzz_"))
+    target += sorted(SIMVERBS.glob("*.c"))
     exe = tmp / "fuzz_replay"
     _compile(tmp, exe, [*target, CSRC / "fuzz_capsule.c"], extra)
     return exe
@@ -78,15 +82,19 @@ def test_fixed_findings_still_pass(replay: Path) -> None:
 
 
 def test_generator_seeds_pass(replay: Path, tmp_path: Path) -> None:
-    """Seeds made now from impl/fuzz/make_corpus.c (the struct layout of today's nrt.h)."""
+    """Seeds and regression inputs made now from impl/fuzz/make_corpus.c (today's input
+    format and struct nrt_opts layout)."""
     gen = tmp_path / "make_corpus"
     _compile(tmp_path, gen, [ROOT / "impl" / "fuzz" / "make_corpus.c"], [])
-    out = tmp_path / "seeds"
+    out, regs = tmp_path / "seeds", tmp_path / "regressions"
     out.mkdir()
-    subprocess.run([str(gen), str(out)], check=True, capture_output=True)
+    regs.mkdir()
+    subprocess.run([str(gen), str(out), str(regs)], check=True, capture_output=True)
     seeds = sorted(out.iterdir())
+    found = sorted(regs.iterdir())
     assert {p.name for p in seeds} >= {p.name for p in CORPUS.iterdir()}
-    _run(replay, seeds)
+    assert {p.name for p in found} >= {p.name for p in REGRESSIONS.iterdir()}
+    _run(replay, seeds + found)
 
 
 def test_every_byte_string_is_a_program(replay: Path, tmp_path: Path) -> None:

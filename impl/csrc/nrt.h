@@ -1,16 +1,23 @@
 /*
  * nrt.h — the one public contract of the compact NVMe-oF RDMA target (nrt).
  *
- * The target re-creates, in a fraction of the size, the request and resource
- * engine of an SPDK-style NVMe-oF RDMA transport, on a deterministic simulated
- * fabric.  It has no threads, no clocks and no randomness: the caller decides
- * which wire delivers, which poll group polls, when the block device completes
- * and when faults fire.  Same calls => same execution, bit for bit.
+ * Two parts:
  *
- * Everything is addressed by small integer handles (ports, poll groups,
- * subsystems, namespaces, memory keys, qpairs).  Functions returning int give
- * 0 (or a non-negative handle/count) on success and a negative NRT_E* code on
- * failure; nrt_transport_error() then holds a human-readable message.
+ *  - the transport (nrt_transport_*, nrt_poll_group, ...): the request and resource engine
+ *    of an SPDK-style NVMe-oF RDMA transport, in a fraction of the size.  It is a verbs
+ *    program: it calls only libibverbs and librdmacm (rdma-core's headers), receives 64-byte
+ *    SQEs in posted receives, moves data with RDMA READ/WRITE against keyed host memory and
+ *    answers with 16-byte CQEs.  Commands execute in the controller emulation (ctrlr.h).
+ *    It has no threads, no clocks and no randomness of its own.
+ *
+ *  - the rig (nrt_rig_*): the harness's C half.  It owns a simverbs fabric and one
+ *    transport on it, plays the host (CM connect with NVMe/RDMA private data, host memory,
+ *    SENDs of capsule bytes, response receives), and decides every delivery, poll, block
+ *    device completion and fault.  Same calls => same execution, bit for bit.
+ *
+ * Everything is addressed by small integer handles.  Functions returning int give 0 (or a
+ * non-negative handle/count) on success and a negative NRT_E* code on failure;
+ * nrt_rig_error() / nrt_transport_error() then hold a human-readable message.
  *
  * The block between CDEF-BEGIN and CDEF-END is also fed to cffi verbatim, so
  * it holds only plain declarations and integer #defines.
@@ -120,11 +127,12 @@
 #define NRT_QP_DESTROYED   3
 
 /* ---- micro-events for nrt_run() ----------------------------------------- */
-#define NRT_EV_DELIVER_H2T  1  /* arg = qpair: next host capsule to the target */
-#define NRT_EV_DELIVER_T2H  2  /* arg = qpair: next posted target WR executes */
+#define NRT_EV_DELIVER_H2T  1  /* arg = connection: the host QP's next posted SEND executes */
+#define NRT_EV_DELIVER_T2H  2  /* arg = connection: the target QP's next posted WR executes */
 #define NRT_EV_POLL         3  /* arg = poll group */
 #define NRT_EV_BDEV         4  /* arg = index (mod pending) of bdev IO to complete */
 #define NRT_EV_TICK         5  /* arg = ticks to advance */
+#define NRT_EV_ACCEPT       6  /* the target processes its CM and async events */
 
 /* ---- async events --------------------------------------------------------- */
 #define NRT_ASYNC_PORT_DOWN  1
@@ -155,39 +163,15 @@ struct nrt_opts {
     uint32_t defects;              /* NRT_DEFECT_* bit mask */
 };
 
-struct nrt_sgl_desc {
-    uint64_t addr;      /* keyed: offset in the host memory region; in-capsule: offset */
-    uint32_t length;
-    uint32_t key;
-    uint8_t type;
-    uint8_t subtype;
-};
-
-struct nrt_capsule {
-    uint8_t opcode;
-    uint8_t fctype;         /* fabrics commands */
-    uint16_t cid;
-    uint32_t nsid;
-    uint64_t slba;
-    uint32_t nlb;           /* 0-based block count, as in NVMe */
-    uint32_t cdw10;         /* identify CNS; abort: sqid<<16|cid; property offset */
-    uint64_t value;         /* property set value */
-    uint16_t qid;           /* connect */
-    uint16_t cntlid;        /* connect on an IO qpair: controller to join */
-    uint32_t subsystem;     /* connect: subsystem handle (stands for the NQN) */
-    uint32_t sqsize;        /* connect: 0-based queue size */
-    uint32_t kato;          /* connect (admin): keep-alive ticks; 0 = transport default */
-    struct nrt_sgl_desc sgl;                      /* SGL1 of the SQE */
-    uint32_t ndesc;                               /* entries used in list[] */
-    struct nrt_sgl_desc list[NRT_MAX_SGL_DESC];   /* last-segment list, in capsule */
-};
-
 struct nrt_response {
     uint16_t cid;
-    uint16_t status;
+    uint16_t status;        /* (SCT << 8) | SC, from the CQE's status word */
     uint16_t sqhd;
     uint16_t unexpected;    /* 1 if this CID was not outstanding on the host */
-    uint64_t result;        /* connect: cntlid; property get: value */
+    uint64_t result;        /* CQE dwords 0 and 1: connect: cntlid; property get: value */
+    uint16_t sqid;
+    uint16_t raw_status;    /* the status word as received: phase, SC, SCT, CRD, M, DNR */
+    uint32_t byte_len;      /* bytes the response SEND carried (16 for a CQE) */
 };
 
 struct nrt_async_event {
@@ -208,11 +192,11 @@ struct nrt_pool_counts {
 struct nrt_group_stats {
     uint64_t polls;
     uint64_t idle_polls;
-    uint64_t completions;       /* CQEs reaped */
+    uint64_t completions;       /* work completions reaped */
     uint64_t requests;          /* requests started */
     uint64_t pending_data_buffer;
     uint32_t num_qpairs;
-    uint32_t cq_entries;        /* CQEs waiting to be reaped */
+    uint32_t cq_entries;        /* always 0: a verbs program cannot see into its CQ */
     uint32_t wr_cached;
     uint32_t buf_cached;
 };
@@ -231,20 +215,22 @@ struct nrt_qpair_info {
     uint32_t cur_send_depth;
     uint32_t slots_free;
     uint32_t slots_used;
-    uint32_t recv_posted;       /* receive WRs waiting for a capsule */
-    uint32_t recv_in_cq;        /* completed, CQE not yet reaped */
+    uint32_t recv_posted;       /* receive WRs posted, completion not yet reaped */
+    uint32_t recv_in_cq;        /* reaped, waiting for a free request slot */
     uint32_t recv_held;         /* owned by a request */
     uint32_t recv_idle;         /* neither posted nor held (only after errors) */
     uint32_t pending_read;
     uint32_t pending_write;
     uint32_t pending_send;
-    uint32_t wire_h2t;          /* host capsules not yet delivered */
-    uint32_t wire_t2h;          /* target WRs posted, not yet executed */
-    uint32_t host_outstanding;  /* capsules without a reaped response */
-    uint32_t host_unreaped;     /* responses waiting in the host's ring */
+    uint32_t wire_h2t;          /* rig: host SENDs posted, not yet executed */
+    uint32_t wire_t2h;          /* rig: target send-queue WRs posted, not yet executed */
+    uint32_t host_outstanding;  /* rig: capsules without a reaped response */
+    uint32_t host_unreaped;     /* rig: responses received, not yet reaped */
     uint64_t max_read_depth_seen;
     uint64_t max_send_depth_seen;
     uint32_t req_states[NRT_REQ_NSTATES];
+    uint32_t qp_num;            /* the target's verbs QP */
+    uint32_t signaled_outstanding;  /* posted signaled WRs whose completion is not reaped */
 };
 
 struct nrt_request_info {
@@ -287,75 +273,108 @@ struct nrt_workload {
     uint32_t mkey;              /* host memory region used for the data */
 };
 
-struct nrt_transport;
+/* What the host asks for in the RDMA CM connect request (NVMe/RDMA 3.3). */
+struct nrt_connect_params {
+    uint32_t port;              /* rig port (device + listener) */
+    uint32_t group;             /* placement hint for the target: its poll group */
+    uint16_t qid;
+    uint16_t hrqsize;           /* host receive queue size, 1's based */
+    uint16_t hsqsize;           /* host send queue size, 0's based */
+    uint16_t cntlid;
+    uint16_t recfmt;
+    uint8_t private_data_len;   /* 32 normally; other values for CONN-1 */
+    uint8_t initiator_depth;
+    uint8_t responder_resources;
+    uint8_t raw;                /* 1: send raw_private_data instead of the fields above */
+    uint8_t raw_private_data[56];
+};
 
-/* ---- transport ------------------------------------------------------------ */
+struct nrt_conn_info {
+    int32_t conn;
+    uint32_t state;             /* 1 connecting, 2 established, 3 rejected, 4 disconnected */
+    int32_t qpair;              /* the target's qpair handle, -1 if none (any more) */
+    uint16_t reject_sts;        /* NVMe/RDMA reject status (0 if accepted) */
+    uint16_t reject_recfmt;
+    uint16_t crqsize;           /* accept private data */
+    uint16_t accept_recfmt;
+    uint8_t accept_len;         /* private data bytes that came with accept or reject */
+    uint8_t initiator_depth;
+    uint8_t responder_resources;
+    uint8_t reserved;
+    uint32_t host_qp_num;
+    uint32_t target_qp_num;
+};
+
+struct nrt_fabric_stats {
+    uint64_t executed;
+    uint64_t sends, rdma_reads, rdma_writes;
+    uint64_t bytes_moved;
+    uint64_t completions;
+    uint64_t flushed;
+    uint64_t remote_access_errors;
+    uint64_t rnr_waits;
+    uint64_t rnr_errors;
+    uint64_t failed_posts;
+    uint64_t cm_events;
+    uint64_t async_events;
+    uint64_t dropped_events;
+    uint64_t cq_overruns;
+    uint64_t live_objects;
+    uint64_t leaked_objects;
+};
+
+struct nrt_group_view {         /* what the rig asked of one poll group and saw */
+    uint64_t polls;
+    uint64_t idle_polls;        /* polls that returned no completion */
+    uint64_t reaped;            /* completions the polls returned */
+};
+
+struct nrt_transport;
+struct nrt_rig;
+
+/* ---- options ------------------------------------------------------------------- */
 void nrt_opts_default(struct nrt_opts *opts);
 /* Minimum pool and buffer counts for these options (what creation demands). */
 uint64_t nrt_opts_min_wr_pool(const struct nrt_opts *opts);
 uint64_t nrt_opts_min_buffers(const struct nrt_opts *opts);
 uint32_t nrt_opts_max_wrs_per_request(const struct nrt_opts *opts);
-/* NULL on refusal; errbuf (may be NULL) then says why, naming any minimum. */
-struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *errbuf, size_t errlen);
 /* 0 if the options would be accepted, else NRT_EINVAL with the reason in errbuf. */
 int nrt_opts_validate(const struct nrt_opts *opts, char *errbuf, size_t errlen);
+
+/* ---- the transport (a verbs program) ------------------------------------------------ */
+/* NULL on refusal; errbuf (may be NULL) then says why, naming any minimum. */
+struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *errbuf, size_t errlen);
 /* Abrupt: releases every request in any state, then audits the pools. */
 int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *report);
 const char *nrt_transport_error(struct nrt_transport *t);
 void nrt_transport_get_opts(struct nrt_transport *t, struct nrt_opts *out);
-
-/* ---- topology -------------------------------------------------------------- */
-int nrt_port_add(struct nrt_transport *t);
-int nrt_port_down(struct nrt_transport *t, int port);
-int nrt_port_up(struct nrt_transport *t, int port);
-int nrt_subsystem_add(struct nrt_transport *t);
+/* Listens on (ipv4 in network order, port); returns the listener's port index. */
+int nrt_listen(struct nrt_transport *t, uint32_t ipv4, uint16_t service);
+int nrt_subsystem_add(struct nrt_transport *t, const char *nqn);
 /* returns nsid (1-based) */
 int nrt_namespace_add(struct nrt_transport *t, int subsystem, uint32_t block_size, uint64_t num_blocks);
 int nrt_namespace_set_ready(struct nrt_transport *t, int subsystem, uint32_t nsid, int ready);
 int nrt_namespace_read(struct nrt_transport *t, int subsystem, uint32_t nsid, uint64_t offset, void *buf, uint64_t len);
-/* host memory region (the host side of the fabric); returns its key */
-int nrt_mr_register(struct nrt_transport *t, uint64_t size);
-int nrt_mr_deregister(struct nrt_transport *t, int key);
-int nrt_mr_write(struct nrt_transport *t, int key, uint64_t offset, const void *buf, uint64_t len);
-int nrt_mr_read(struct nrt_transport *t, int key, uint64_t offset, void *buf, uint64_t len);
-
-/* ---- qpairs ---------------------------------------------------------------- */
-/* An RDMA connection accepted on port, placed on group; returns its handle. */
-int nrt_qpair_create(struct nrt_transport *t, int port, int group, uint32_t depth);
+/* The poll group the next accepted connection goes to (-1: round robin). */
+void nrt_set_next_group(struct nrt_transport *t, int group);
+/* Processes CM events (connect requests, established, disconnects) and async events. */
+int nrt_accept_poll(struct nrt_transport *t);
+int nrt_poll_group(struct nrt_transport *t, int group);    /* work completions reaped */
 /* Target-side close with IO in any state: to ERROR, released as IO drains. */
 int nrt_qpair_disconnect(struct nrt_transport *t, int qpair);
-/* Host side goes away: the target sees a disconnect. */
-int nrt_host_disconnect(struct nrt_transport *t, int qpair);
+int nrt_qpair_by_qp_num(struct nrt_transport *t, uint32_t qp_num);
 int nrt_qpair_info(struct nrt_transport *t, int qpair, struct nrt_qpair_info *out);
 /* Fills up to max entries; returns the number of non-free requests. */
 int nrt_qpair_requests(struct nrt_transport *t, int qpair, struct nrt_request_info *out, uint32_t max);
 /* Handles of every qpair not yet destroyed; returns the count. */
 int nrt_qpairs(struct nrt_transport *t, int32_t *out, uint32_t max);
-
-/* ---- host side ------------------------------------------------------------- */
-int nrt_host_submit(struct nrt_transport *t, int qpair, const struct nrt_capsule *cap,
-                    const void *icd, uint32_t icd_len);
-int nrt_host_reap(struct nrt_transport *t, int qpair, struct nrt_response *out, uint32_t max);
-
-/* ---- progress (the harness drives everything) ------------------------------ */
-int nrt_deliver_h2t(struct nrt_transport *t, int qpair);   /* 1 progressed, 0 nothing */
-int nrt_deliver_t2h(struct nrt_transport *t, int qpair);
-int nrt_poll_group(struct nrt_transport *t, int group);    /* CQEs reaped */
+/* 1 while any request, receive, pending queue, block IO or draining qpair holds work. */
+int nrt_transport_busy(struct nrt_transport *t);
 int nrt_bdev_pending(struct nrt_transport *t);
 int nrt_bdev_complete(struct nrt_transport *t, uint32_t index, uint16_t status);
 int nrt_bdev_set_auto(struct nrt_transport *t, int on);
 int nrt_bdev_inject_error(struct nrt_transport *t, uint32_t count, uint16_t status);
 int nrt_advance_time(struct nrt_transport *t, uint64_t ticks);
-/* Executes n micro-events; events[i] = (kind << 24) | arg.  Returns progress. */
-int64_t nrt_run(struct nrt_transport *t, const uint32_t *events, size_t n);
-/* Liveness mode: rounds of deliver-everything, complete-every-IO, poll-every-group. */
-int nrt_drain(struct nrt_transport *t, uint32_t max_rounds, struct nrt_drain_result *out);
-
-/* ---- faults ---------------------------------------------------------------- */
-int nrt_qpair_inject_error(struct nrt_transport *t, int qpair);
-int nrt_qpair_fail_posts(struct nrt_transport *t, int qpair, uint32_t count);
-
-/* ---- introspection --------------------------------------------------------- */
 int nrt_wr_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out);
 int nrt_buf_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out);
 int nrt_group_stats(struct nrt_transport *t, int group, struct nrt_group_stats *out);
@@ -364,11 +383,60 @@ int nrt_state_transitions(struct nrt_transport *t, uint64_t *out, uint32_t max);
 int nrt_async_events(struct nrt_transport *t, struct nrt_async_event *out, uint32_t max);
 uint64_t nrt_progress_counter(struct nrt_transport *t);
 
-/* ---- C-native workload driver (benchmark and soak) --------------------------- */
-/* Runs w->ios IOs on an ACTIVE qpair with the block device in auto mode. */
-int64_t nrt_workload_run(struct nrt_transport *t, int qpair, const struct nrt_workload *w);
+/* ---- the rig: fabric + host + one transport ----------------------------------------- */
+struct nrt_rig *nrt_rig_create(const struct nrt_opts *opts, char *errbuf, size_t errlen);
+int nrt_rig_destroy(struct nrt_rig *r, struct nrt_destroy_report *report);
+const char *nrt_rig_error(struct nrt_rig *r);
+struct nrt_transport *nrt_rig_transport(struct nrt_rig *r);
+/* A device on the fabric with the target listening on it; returns the port index. */
+int nrt_rig_port_add(struct nrt_rig *r);
+int nrt_rig_port_down(struct nrt_rig *r, int port);
+int nrt_rig_port_up(struct nrt_rig *r, int port);
+int nrt_rig_device_remove(struct nrt_rig *r, int port);
+/* Host memory: returns its key (the rkey, > 0); iova is the address keyed SGLs carry. */
+int64_t nrt_rig_mr_register(struct nrt_rig *r, uint64_t size);
+int nrt_rig_mr_deregister(struct nrt_rig *r, uint32_t key);
+uint64_t nrt_rig_mr_iova(struct nrt_rig *r, uint32_t key);
+int nrt_rig_mr_write(struct nrt_rig *r, uint32_t key, uint64_t offset, const void *buf, uint64_t len);
+int nrt_rig_mr_read(struct nrt_rig *r, uint32_t key, uint64_t offset, void *buf, uint64_t len);
+void nrt_connect_params_default(struct nrt_connect_params *p, uint32_t port, uint32_t group,
+                                uint16_t qid, uint32_t depth);
+/* RDMA CM connect; the target's CM events are processed.  Returns a connection handle
+ * (also when the target rejected: nrt_rig_conn_info says so). */
+int nrt_rig_connect(struct nrt_rig *r, const struct nrt_connect_params *p);
+int nrt_rig_conn_info(struct nrt_rig *r, int conn, struct nrt_conn_info *out);
+/* The target qpair's info plus the host's view (wires, outstanding, unreaped). */
+int nrt_rig_qpair_info(struct nrt_rig *r, int conn, struct nrt_qpair_info *out);
+int nrt_rig_requests(struct nrt_rig *r, int conn, struct nrt_request_info *out, uint32_t max);
+/* Connections whose target qpair still exists, or whose host side has work; returns count. */
+int nrt_rig_conns(struct nrt_rig *r, int32_t *out, uint32_t max);
+/* Capsule bytes (64-byte SQE + in-capsule data) as one host SEND. */
+int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t len);
+int nrt_rig_reap(struct nrt_rig *r, int conn, struct nrt_response *out, uint32_t max);
+int nrt_rig_deliver_h2t(struct nrt_rig *r, int conn);   /* 1 progressed, 0 nothing */
+int nrt_rig_deliver_t2h(struct nrt_rig *r, int conn);
+int nrt_rig_poll(struct nrt_rig *r, int group);
+int nrt_rig_host_disconnect(struct nrt_rig *r, int conn);
+int nrt_rig_qpair_error(struct nrt_rig *r, int conn);
+int nrt_rig_fail_posts(struct nrt_rig *r, int conn, uint32_t count);
+int nrt_rig_remote_access_error(struct nrt_rig *r, int conn, uint32_t count);
+int nrt_rig_rnr(struct nrt_rig *r, int conn, uint32_t count);
+int nrt_rig_qpair_disconnect(struct nrt_rig *r, int conn);
+/* Executes n micro-events; events[i] = (kind << 24) | arg; deliver args are connection
+ * handles.  Returns progress. */
+int64_t nrt_rig_run(struct nrt_rig *r, const uint32_t *events, size_t n);
+/* Liveness mode: rounds of deliver-everything, complete-every-IO, poll-every-group. */
+int nrt_rig_drain(struct nrt_rig *r, uint32_t max_rounds, struct nrt_drain_result *out);
+uint64_t nrt_rig_progress(struct nrt_rig *r);
+int nrt_rig_group_view(struct nrt_rig *r, int group, struct nrt_group_view *out);
+uint64_t nrt_rig_target_completions(struct nrt_rig *r);
+int nrt_rig_fabric_stats(struct nrt_rig *r, struct nrt_fabric_stats *out);
+
+/* ---- C-native workload driver (benchmark and soak) --------------------------------- */
+/* Runs w->ios IOs on an idle IO connection with the block device in auto mode. */
+int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workload *w);
 /* The same bytes moved by plain memcpy: the physical floor for the workload. */
-int64_t nrt_memcpy_baseline(struct nrt_transport *t, int qpair, const struct nrt_workload *w);
+int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_workload *w);
 
 /* CDEF-END */
 

@@ -7,7 +7,11 @@
  */
 #ifndef NRT_INTERNAL_H
 #define NRT_INTERNAL_H
+#include "ctrlr.h"
 #include "nrt.h"
+#include "nvmf_wire.h"
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -61,76 +65,49 @@ struct pool {
     uint64_t get_failures;
 };
 
-/* ---- completions ---------------------------------------------------------- */
-enum cqe_kind { CQE_RECV = 1, CQE_READ, CQE_WRITE, CQE_SEND };
-enum wc_status { WC_SUCCESS = 0, WC_FLUSH_ERR, WC_REM_ACCESS_ERR, WC_LOC_LEN_ERR };
-
-struct cqe {
-    struct link link;           /* on the poll group's CQ */
-    uint8_t kind;
-    uint8_t status;
-    struct qpair *qp;
-};
-
-/* Something posted on a qpair's send queue, waiting on the wire. */
-enum wire_kind { WIRE_READ = 1, WIRE_WRITE, WIRE_SEND };
-struct wire_item {
-    struct link link;
-    uint8_t kind;
-};
+/* ---- work request contexts: wr_id points at one of these tags ------------------ */
+enum wr_kind { WRK_RECV = 1, WRK_DATA, WRK_SEND };
 
 struct data_wr {
-    struct wire_item wire;
-    struct cqe cqe;
+    uint8_t kind;               /* WRK_DATA: first, wr_id points here */
     struct request *req;
-    uint64_t raddr;             /* offset in the host memory region */
-    uint32_t rkey;
+    struct ibv_send_wr wr;
+    struct ibv_sge *sge;        /* max_sge entries in the transport's SGE arena */
     uint32_t data_off;          /* offset in the request's data */
     uint32_t len;
 };
 
-/* ---- host side of one connection ------------------------------------------ */
-enum host_slot_state { HS_FREE = 0, HS_ON_WIRE, HS_DELIVERED, HS_ANSWERED };
-struct host_slot {
-    struct link link;           /* free list or h2t wire */
-    struct nrt_capsule cap;
-    uint32_t icd_len;
-    uint8_t state;
-    uint8_t *icd;               /* in_capsule_data_size bytes */
-};
-
-enum recv_state { RECV_IDLE = 0, RECV_POSTED, RECV_IN_CQ, RECV_INCOMING, RECV_HELD };
+enum recv_state { RECV_IDLE = 0, RECV_POSTED, RECV_INCOMING, RECV_HELD, RECV_DEFERRED };
 struct recv {
-    struct link link;           /* posted list or incoming list */
-    struct cqe cqe;
-    struct host_slot *slot;     /* the capsule that landed here */
+    uint8_t kind;               /* WRK_RECV */
     uint8_t state;
+    struct link link;           /* the qpair's incoming list */
+    struct qpair *qp;
+    uint8_t *buf;               /* 64-byte SQE + in_capsule_data_size, in the qpair's MR */
+    uint32_t byte_len;          /* what the SEND carried */
+    struct ibv_recv_wr wr;
+    struct ibv_sge sge;
 };
 
 struct request {
+    uint8_t send_kind;          /* WRK_SEND: wr_id of the response SEND points here */
     struct link qlink;          /* the one pending queue of its state */
     struct link flink;          /* the qpair's free list, while FREE */
-    struct wire_item send;      /* the response SEND */
-    struct cqe send_cqe;
-    struct link bdev_link;
     struct qpair *qp;
     struct recv *recv;
-    const struct nrt_capsule *cap;  /* valid until the response is posted */
+    const struct nvme_sqe *sqe; /* in the receive buffer; valid while the recv is held */
     uint8_t cap_opcode;
-    uint64_t slba;
     uint32_t slot;
     uint8_t state;
     uint8_t queue;              /* NRT_QUEUE_* */
     uint8_t xfer;               /* 0 none, 1 host->ctrlr, 2 ctrlr->host */
     uint8_t icd;                /* data is in the capsule */
+    uint8_t in_bdev;            /* its IO waits in the block device */
     uint16_t cid;
     uint16_t status;
-    uint64_t result;
     uint32_t length;
-    struct namespace *ns;
     uint32_t ndesc;
-    struct nrt_sgl_desc desc[NRT_MAX_SGL_DESC];
-    const uint8_t *icd_data;
+    struct { uint64_t addr; uint32_t len, key; } desc[NRT_MAX_SGL_DESC];
     uint32_t nbufs;
     uint32_t *bufs;             /* shared buffer indices, max_bufs_per_request */
     uint32_t nwrs;              /* data WRs held: posted + remainder */
@@ -138,12 +115,33 @@ struct request {
     uint32_t wrs_outstanding;   /* posted READs whose completion is not seen */
     uint32_t send_wrs;          /* send-queue depth this request's post took */
     uint32_t *wrs;              /* data WR indices, max_wrs_per_request */
+    struct iovec *iov;          /* the data as the controller emulation sees it */
+    struct nvmf_emu_cmd cmd;
+    struct nvme_cqe *rsp;       /* the response CQE, in the qpair's MR */
+    struct ibv_send_wr send_wr;
+    struct ibv_sge send_sge;
+};
+
+struct device {
+    struct ibv_context *ctx;
+    struct ibv_pd *pd;
+    struct ibv_mr *buf_mr;      /* the shared data buffers, registered with this PD */
+    struct ibv_cq **cqs;        /* one per poll group */
+    uint32_t *cq_need;          /* entries the group's qpairs on this device can generate */
+    uint32_t max_qp_wr;
+    uint32_t max_sge;
+    uint32_t max_rd_atom;
+    bool port_up;
+};
+
+struct listener {
+    struct rdma_cm_id *id;
+    struct device *dev;
 };
 
 struct qpair {
     int32_t id;
     uint32_t index;
-    uint32_t qid;
     uint32_t group;
     uint32_t port;
     uint32_t state;
@@ -154,64 +152,34 @@ struct qpair {
     uint32_t cur_send_depth;
     uint64_t max_read_seen;
     uint64_t max_send_seen;
-    struct controller *ctrlr;
+    struct nvmf_emu_qpair emu;  /* qid, cntlid, connected: the controller's view */
+    struct rdma_cm_id *cm_id;
+    struct ibv_qp *qp;
+    uint32_t qp_num;
+    struct device *dev;
+    struct ibv_mr *mr;          /* receive buffers and response CQEs */
     struct link group_link;
     struct request *reqs;
     struct link free_reqs;
     uint32_t slots_used;
     struct recv *recvs;
-    struct link recv_posted;
     struct link incoming;       /* receives waiting for a free request slot */
-    struct host_slot *hslots;
-    struct link host_free;
-    struct link h2t;            /* host capsules in flight to the target */
-    struct link t2h;            /* target send-queue WRs in flight to the host */
+    struct link deferred;       /* receives whose re-post failed: retried at each poll */
     struct link pending_read;
     struct link pending_write;
     struct link pending_send;
-    struct nrt_response *host_ring;
-    uint32_t hr_head, hr_count, hr_cap;
-    uint32_t host_outstanding;
-    uint32_t cqes_in_cq;
-    uint32_t fail_posts;
-    uint64_t reaped_poll;       /* the group's poll count when a CQE of ours was last reaped */
+    uint32_t recvs_posted;      /* posted to the QP, completion not yet reaped */
+    uint32_t signaled_outstanding;
+    uint64_t reaped_poll;       /* the group's poll count when a completion of ours was last reaped */
     uint16_t sqhd;
-    bool host_gone;
+    bool disconnected;          /* rdma_disconnect done */
+    bool verbs_gone;            /* QP, id and MR destroyed */
+    bool emu_gone;              /* the controller emulation was told the qpair is gone */
     void *mem;                  /* the single allocation behind the arrays above */
-};
-
-struct controller {
-    bool live;
-    uint32_t refs;              /* qpairs attached; the slot is reused at zero */
-    uint32_t subsystem;
-    struct qpair *admin;
-    uint64_t last_keep_alive;
-    uint64_t kato;
-    uint32_t cc;
-};
-
-struct namespace {
-    bool present;
-    bool ready;
-    uint32_t block_size;
-    uint64_t num_blocks;
-    uint8_t *data;
-};
-
-struct subsystem {
-    uint32_t num_ns;
-    struct namespace *ns;
-};
-
-struct memory_region {
-    uint32_t gen;
-    bool live;
-    uint64_t size;
-    uint8_t *data;
+    uint8_t *bufs;              /* the registered part of mem */
 };
 
 struct poll_group {
-    struct link cq;
     struct link pending_buf;
     struct link qpairs;
     struct nrt_group_stats stats;
@@ -225,27 +193,25 @@ struct nrt_transport {
     uint64_t wr_expected;       /* what the destroy check expects back */
     struct pool wr_pool;
     struct data_wr *wrs;
+    struct ibv_sge *wr_sges;
     struct pool buf_pool;
     uint8_t *buf_arena;
     struct poll_group *groups;
+    struct rdma_event_channel *cm_channel;
+    uint32_t num_devices;
+    struct device *devices;     /* max_ports entries */
     uint32_t num_ports;
-    bool *port_up;
-    uint32_t num_subsystems;
-    struct subsystem *subsystems;
-    struct memory_region *mrs;
+    struct listener *listeners;
+    struct nvmf_emu *emu;
     struct qpair **qpairs;
     uint32_t *qpair_gen;
-    struct controller *ctrlrs;
-    struct link bdev_queue;
-    uint32_t bdev_count;
-    bool bdev_auto;
-    uint32_t bdev_err_count;
-    uint16_t bdev_err_status;
-    uint64_t now;
+    int next_group;
+    uint32_t rr_group;
     uint64_t progress;
     uint64_t transitions[NRT_REQ_NSTATES * NRT_REQ_NSTATES];
     struct nrt_async_event events[NRT_MAX_ASYNC_EVENTS];
     uint32_t num_events;
+    struct ibv_wc wc[NRT_CQ_BATCH];
 };
 
 /* pool.c */
@@ -261,16 +227,14 @@ void pool_flush_caches(struct pool *p);
 int nrt_fail(struct nrt_transport *t, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 struct qpair *qpair_lookup(struct nrt_transport *t, int id);
-struct memory_region *mr_lookup(struct nrt_transport *t, uint32_t key);
 void qpair_free(struct nrt_transport *t, struct qpair *qp);
+void async_event(struct nrt_transport *t, uint32_t type, uint32_t object);
 
-/* fabric.c */
-void cq_push(struct nrt_transport *t, struct qpair *qp, struct cqe *c, uint8_t kind, uint8_t status);
-bool qp_post_allowed(struct nrt_transport *t, struct qpair *qp);
-void req_copy_bufs(struct nrt_transport *t, struct request *r, uint32_t off, uint8_t *lin,
-                   uint32_t len, bool to_bufs);
+/* poll.c */
 void qp_set_error(struct nrt_transport *t, struct qpair *qp);
-void recv_repost(struct qpair *qp, struct recv *rv);
+void recv_repost(struct nrt_transport *t, struct qpair *qp, struct recv *rv);
+int qp_post_send(struct nrt_transport *t, struct qpair *qp, struct ibv_send_wr *wr);
+void qp_retry_recvs(struct nrt_transport *t, struct qpair *qp);
 
 /* request.c */
 static inline void req_set_state(struct nrt_transport *t, struct request *r, uint8_t state)
@@ -284,8 +248,8 @@ void req_release(struct nrt_transport *t, struct request *r);
 void qp_start_incoming(struct nrt_transport *t, struct qpair *qp);
 void qp_process_pending(struct nrt_transport *t, struct qpair *qp);
 void group_process_pending_buf(struct nrt_transport *t, struct poll_group *g);
-void cqe_handle(struct nrt_transport *t, struct cqe *c);
-void bdev_finish(struct nrt_transport *t, struct request *r, uint16_t status);
+struct qpair *wc_handle(struct nrt_transport *t, const struct ibv_wc *wc);
+void req_io_complete(void *ctx, struct nvmf_emu_cmd *cmd);
 
 #pragma GCC visibility pop
 

@@ -29,59 +29,75 @@ static void queue_leave(struct request *r)
 
 static bool is_head(struct link *q, struct request *r) { return q->next == &r->qlink; }
 
-/* ---- parsing (DESIGN 5.7: every malformed capsule gets its status) -------------- */
+/* ---- parsing: the transport's part of a capsule (NVMe base 4.4, NVMe-oF 2.1) ---------
+ * The transport checks what it must to move the data: PSDT, the data direction and SGL1
+ * (keyed data block, in-capsule data block, or a last segment of keyed descriptors in the
+ * capsule).  Everything about the command itself is the controller emulation's. */
 
-static bool keyed(const struct nrt_sgl_desc *d)
+static bool keyed_ok(uint8_t type_subtype)
 {
-    return d->type == NRT_SGL_TYPE_KEYED_DATA &&
-           (d->subtype == NRT_SGL_SUBTYPE_ADDRESS || d->subtype == NRT_SGL_SUBTYPE_INVALIDATE);
+    uint8_t sub = type_subtype & 0xF;
+    return type_subtype >> 4 == NVME_SGL_TYPE_KEYED_DATA &&
+           (sub == NVME_SGL_SUBTYPE_ADDRESS || sub == NVME_SGL_SUBTYPE_INVALIDATE);
 }
 
 static uint16_t parse_sgl(struct nrt_transport *t, struct request *r)
 {
-    const struct nrt_capsule *cap = r->cap;
-    const struct nrt_sgl_desc *sgl = &cap->sgl;
+    const union nvme_sgl_desc *sgl = &r->sqe->sgl1;
+    uint32_t icd_len = r->recv->byte_len - NVMF_SQE_SIZE;
+    const uint8_t *icd = r->recv->buf + NVMF_SQE_SIZE;
     uint64_t total = 0;
-    switch (sgl->type) {
-    case NRT_SGL_TYPE_KEYED_DATA:
-        if (!keyed(sgl))
+    uint8_t type = sgl->raw[15] >> 4, sub = sgl->raw[15] & 0xF;
+    switch (type) {
+    case NVME_SGL_TYPE_KEYED_DATA:
+        if (!keyed_ok(sgl->raw[15]))
             return NRT_SC_SGL_DESC_TYPE_INVALID;
-        r->desc[0] = *sgl;
+        r->desc[0].addr = sgl->keyed.address;
+        r->desc[0].len = nvme_sgl_keyed_length(&sgl->keyed);
+        r->desc[0].key = nvme_sgl_keyed_key(&sgl->keyed);
         r->ndesc = 1;
-        total = sgl->length;
+        total = r->desc[0].len;
         break;
-    case NRT_SGL_TYPE_DATA_BLOCK: {
-        const struct host_slot *hs = r->recv->slot;
-        if (sgl->subtype != NRT_SGL_SUBTYPE_OFFSET)
+    case NVME_SGL_TYPE_DATA_BLOCK: {
+        uint64_t off = sgl->unkeyed.address;
+        uint32_t len = sgl->unkeyed.length;
+        if (sub != NVME_SGL_SUBTYPE_OFFSET)
             return NRT_SC_SGL_DESC_TYPE_INVALID;
         if (r->xfer != 1)
             return NRT_SC_INVALID_FIELD;   /* in-capsule data only goes host to controller */
-        if (sgl->addr > hs->icd_len)
+        if (off > icd_len)
             return NRT_SC_SGL_OFFSET_INVALID;
-        if (sgl->length == 0 || sgl->addr + sgl->length > hs->icd_len)
+        if (len == 0 || off + len > icd_len)
             return NRT_SC_DATA_SGL_LENGTH_INVALID;
         r->icd = 1;
-        r->icd_data = hs->icd + sgl->addr;
-        r->length = sgl->length;
+        r->iov[0].iov_base = (void *)(icd + off);
+        r->iov[0].iov_len = len;
+        r->length = len;
         return NRT_SC_SUCCESS;
     }
-    case NRT_SGL_TYPE_LAST_SEGMENT: {
-        uint32_t max = t->o.max_sgl_descriptors;
-        if (sgl->subtype != NRT_SGL_SUBTYPE_OFFSET)
+    case NVME_SGL_TYPE_LAST_SEGMENT: {
+        uint64_t off = sgl->unkeyed.address;
+        uint32_t len = sgl->unkeyed.length;
+        if (sub != NVME_SGL_SUBTYPE_OFFSET)
             return NRT_SC_SGL_DESC_TYPE_INVALID;
-        if (cap->ndesc == 0 || cap->ndesc > max)
+        if (len == 0 || len / 16 > t->o.max_sgl_descriptors)
             return NRT_SC_INVALID_NUM_SGL_DESC;
-        if (sgl->length != cap->ndesc * 16)
+        if (len % 16)
             return NRT_SC_INVALID_SGL_SEG_DESC;
-        for (uint32_t i = 0; i < cap->ndesc; i++) {
-            if (!keyed(&cap->list[i]))
+        if (off > icd_len || off + len > icd_len)
+            return NRT_SC_SGL_OFFSET_INVALID;
+        const union nvme_sgl_desc *list = (const union nvme_sgl_desc *)(icd + off);
+        r->ndesc = len / 16;
+        for (uint32_t i = 0; i < r->ndesc; i++) {
+            if (!keyed_ok(list[i].raw[15]))
                 return NRT_SC_SGL_DESC_TYPE_INVALID;
-            if (cap->list[i].length == 0)
+            r->desc[i].addr = list[i].keyed.address;
+            r->desc[i].len = nvme_sgl_keyed_length(&list[i].keyed);
+            r->desc[i].key = nvme_sgl_keyed_key(&list[i].keyed);
+            if (r->desc[i].len == 0)
                 return NRT_SC_DATA_SGL_LENGTH_INVALID;
-            r->desc[i] = cap->list[i];
-            total += cap->list[i].length;
+            total += r->desc[i].len;
         }
-        r->ndesc = cap->ndesc;
         break;
     }
     default:
@@ -93,112 +109,53 @@ static uint16_t parse_sgl(struct nrt_transport *t, struct request *r)
     return NRT_SC_SUCCESS;
 }
 
-static struct namespace *ctrlr_ns(struct nrt_transport *t, struct qpair *qp, uint32_t nsid)
-{
-    struct subsystem *s = &t->subsystems[qp->ctrlr->subsystem];
-    return nsid >= 1 && nsid <= s->num_ns ? &s->ns[nsid - 1] : NULL;
-}
-
 static uint16_t parse(struct nrt_transport *t, struct request *r)
 {
-    const struct nrt_capsule *cap = r->cap;
-    struct qpair *qp = r->qp;
-    r->xfer = 0;
+    const struct nvme_sqe *sqe = r->sqe;
     r->length = 0;
     r->ndesc = 0;
     r->icd = 0;
-    r->ns = NULL;
-    if (cap->opcode == NRT_OPC_FABRICS) {
-        switch (cap->fctype) {
-        case NRT_FCTYPE_CONNECT:
-            return qp->state == NRT_QP_CONNECTING ? NRT_SC_SUCCESS
-                                                  : NRT_SC_COMMAND_SEQUENCE_ERROR;
-        case NRT_FCTYPE_PROPERTY_GET:
-        case NRT_FCTYPE_PROPERTY_SET:
-            if (qp->state == NRT_QP_CONNECTING)
-                return NRT_SC_COMMAND_SEQUENCE_ERROR;
-            return qp->qid == 0 ? NRT_SC_SUCCESS : NRT_SC_INVALID_OPCODE;
-        default:
-            return NRT_SC_INVALID_OPCODE;
-        }
-    }
-    if (qp->state == NRT_QP_CONNECTING)
-        return NRT_SC_COMMAND_SEQUENCE_ERROR;
-    bool admin = qp->qid == 0;
-    switch (cap->opcode) {
-    case NRT_OPC_IDENTIFY: case NRT_OPC_KEEP_ALIVE: case NRT_OPC_ABORT:
-        if (!admin)
-            return NRT_SC_INVALID_OPCODE;
-        break;
-    case NRT_OPC_FLUSH: case NRT_OPC_WRITE: case NRT_OPC_READ:
-        if (admin)
-            return NRT_SC_INVALID_OPCODE;
-        break;
-    default:
-        return NRT_SC_INVALID_OPCODE;
-    }
-    r->xfer = cap->opcode & 3;
-    if (r->xfer) {
-        uint16_t sc = parse_sgl(t, r);
-        if (sc)
-            return sc;
-    }
-    switch (cap->opcode) {
-    case NRT_OPC_IDENTIFY: {
-        uint32_t cns = cap->cdw10 & 0xFF;
-        if (cns == 0 && !ctrlr_ns(t, qp, cap->nsid))
-            return NRT_SC_INVALID_NAMESPACE;
-        if (cns > 1)
-            return NRT_SC_INVALID_FIELD;
-        if (r->length > 4096)
-            return NRT_SC_DATA_SGL_LENGTH_INVALID;
-        break;
-    }
-    case NRT_OPC_FLUSH: case NRT_OPC_WRITE: case NRT_OPC_READ: {
-        struct namespace *ns = ctrlr_ns(t, qp, cap->nsid);
-        if (!ns)
-            return NRT_SC_INVALID_NAMESPACE;
-        if (!ns->ready)
-            return NRT_SC_NAMESPACE_NOT_READY;
-        r->ns = ns;
-        if (cap->opcode == NRT_OPC_FLUSH)
-            break;
-        if (cap->slba >= ns->num_blocks || (uint64_t)cap->nlb + 1 > ns->num_blocks - cap->slba)
-            return NRT_SC_LBA_OUT_OF_RANGE;
-        if (((uint64_t)cap->nlb + 1) * ns->block_size != r->length)
-            return NRT_SC_DATA_SGL_LENGTH_INVALID;
-        break;
-    }
-    default:
-        break;
-    }
-    return NRT_SC_SUCCESS;
+    r->xfer = (uint8_t)nvmf_cmd_xfer(sqe);
+    /* NVMe-oF 1.1, 2.1: commands carry SGLs, PSDT 01b (10b is not meaningful over RDMA). */
+    if ((sqe->fuse_psdt >> 6) != 1)
+        return NRT_SC_INVALID_FIELD;
+    if (r->xfer == 3)
+        return NRT_SC_INVALID_FIELD;   /* bidirectional transfers are not supported */
+    return r->xfer ? parse_sgl(t, r) : NRT_SC_SUCCESS;
 }
 
 /* ---- data WRs: one per descriptor, another every max_sge buffer pieces ------------ */
 
-/* Fill the request's WRs (wr_count() of them) with their remote and local ranges. */
+/* Fill the request's WRs (wr_count() of them): remote range, and local SGEs over its
+ * buffers, one SGE per buffer piece, at most max_sge per WR. */
 
 static void wr_layout(struct nrt_transport *t, struct request *r)
 {
     uint32_t ius = t->o.io_unit_size, n = 0, off = 0;
+    uint32_t lkey = r->qp->dev->buf_mr->lkey;
     for (uint32_t d = 0; d < r->ndesc; d++) {
-        uint32_t remaining = r->desc[d].length;
+        uint32_t remaining = r->desc[d].len;
         uint64_t raddr = r->desc[d].addr;
         while (remaining) {
+            struct data_wr *wr = &t->wrs[r->wrs[n++]];
             uint32_t len = 0, pieces = 0;
             while (remaining && pieces < t->o.max_sge) {
-                uint32_t room = ius - (off + len) % ius;
+                uint32_t at = off + len, room = ius - at % ius;
                 uint32_t piece = remaining < room ? remaining : room;
+                wr->sge[pieces].addr =
+                    (uintptr_t)(t->buf_arena + (size_t)r->bufs[at / ius] * ius + at % ius);
+                wr->sge[pieces].length = piece;
+                wr->sge[pieces].lkey = lkey;
                 len += piece;
                 remaining -= piece;
                 pieces++;
             }
-            struct data_wr *wr = &t->wrs[r->wrs[n++]];
-            wr->wire.kind = r->xfer == 1 ? WIRE_READ : WIRE_WRITE;
             wr->req = r;
-            wr->raddr = raddr;
-            wr->rkey = r->desc[d].key;
+            wr->wr = (struct ibv_send_wr){
+                .wr_id = (uintptr_t)&wr->kind, .sg_list = wr->sge, .num_sge = (int)pieces,
+                .opcode = r->xfer == 1 ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
+                .send_flags = r->xfer == 1 ? IBV_SEND_SIGNALED : 0,
+                .wr.rdma = {.remote_addr = raddr, .rkey = r->desc[d].key}};
             wr->data_off = off;
             wr->len = len;
             off += len;
@@ -230,7 +187,7 @@ static uint32_t wr_count(const struct nrt_transport *t, const struct request *r)
 {
     uint32_t ius = t->o.io_unit_size, n = 0, off = 0;
     for (uint32_t d = 0; d < r->ndesc; d++) {
-        uint32_t len = r->desc[d].length;
+        uint32_t len = r->desc[d].len;
         uint32_t pieces = (off + len - 1) / ius - off / ius + 1;
         n += (pieces + t->o.max_sge - 1) / t->o.max_sge;
         off += len;
@@ -261,6 +218,11 @@ static bool acquire_data(struct nrt_transport *t, struct request *r)
     r->nbufs = nbufs;
     r->wrs_posted = 0;
     r->wrs_outstanding = 0;
+    uint32_t ius = t->o.io_unit_size;
+    for (uint32_t i = 0; i < nbufs; i++) {
+        r->iov[i].iov_base = t->buf_arena + (size_t)r->bufs[i] * ius;
+        r->iov[i].iov_len = i + 1 < nbufs ? ius : r->length - i * ius;
+    }
     wr_layout(t, r);
     return true;
 }
@@ -277,6 +239,17 @@ static void post_failed(struct nrt_transport *t, uint32_t *depth, uint32_t n)
         *depth -= n;
 }
 
+/* Posts a chain of n data WRs (linked in order); on failure nothing was posted. */
+static bool post_chain(struct nrt_transport *t, struct request *r, uint32_t first, uint32_t n,
+                       struct ibv_send_wr *tail)
+{
+    for (uint32_t i = 0; i < n; i++)
+        t->wrs[r->wrs[first + i]].wr.next =
+            i + 1 < n ? &t->wrs[r->wrs[first + i + 1]].wr : tail;
+    struct ibv_send_wr *head = n ? &t->wrs[r->wrs[first]].wr : tail;
+    return qp_post_send(t, r->qp, head) == 0;
+}
+
 static bool post_reads(struct nrt_transport *t, struct request *r)
 {
     struct qpair *qp = r->qp;
@@ -287,38 +260,45 @@ static bool post_reads(struct nrt_transport *t, struct request *r)
     if (!n)
         return false;
     qp->cur_read_depth += n;
-    if (!qp_post_allowed(t, qp)) {
+    if (!post_chain(t, r, r->wrs_posted, n, NULL)) {
         post_failed(t, &qp->cur_read_depth, n);
         return false;
     }
-    for (uint32_t i = 0; i < n; i++)
-        list_push_tail(&qp->t2h, &t->wrs[r->wrs[r->wrs_posted + i]].wire.link);
     r->wrs_posted += n;
     r->wrs_outstanding += n;
+    qp->signaled_outstanding += n;
     t->progress++;
     if (qp->cur_read_depth > qp->max_read_seen)
         qp->max_read_seen = qp->cur_read_depth;
     return true;
 }
 
-/* RDMA WRITEs (if any) and the response SEND, in one post. */
+/* The response CQE (NVMe base 4.6; the phase tag is reserved over fabrics). */
+static void fill_response(struct request *r)
+{
+    struct qpair *qp = r->qp;
+    *r->rsp = (struct nvme_cqe){
+        .cdw0 = r->cmd.cdw0, .cdw1 = r->cmd.cdw1, .sqhd = qp->sqhd, .sqid = qp->emu.qid,
+        .cid = r->cid, .status = NVME_CQE_STATUS(r->status, r->status && r->cmd.dnr)};
+}
+
+/* RDMA WRITEs (if any, unsignaled) and the response SEND (signaled), in one post. */
 static bool post_response(struct nrt_transport *t, struct request *r, bool with_data)
 {
     struct qpair *qp = r->qp;
-    uint32_t n = (with_data ? r->nwrs : 0) + 1;
+    uint32_t nw = with_data ? r->nwrs : 0, n = nw + 1;
     if (qp->cur_send_depth + n > qp->max_send_depth)
         return false;
     qp->cur_send_depth += n;
-    if (!qp_post_allowed(t, qp)) {
+    fill_response(r);
+    r->send_wr.next = NULL;
+    if (!post_chain(t, r, 0, nw, &r->send_wr)) {
         post_failed(t, &qp->cur_send_depth, n);
         return false;
     }
-    if (with_data) {
-        for (uint32_t i = 0; i < r->nwrs; i++)
-            list_push_tail(&qp->t2h, &t->wrs[r->wrs[i]].wire.link);
+    if (with_data)
         r->wrs_posted = r->nwrs;
-    }
-    list_push_tail(&qp->t2h, &r->send.link);
+    qp->signaled_outstanding++;
     t->progress++;
     r->send_wrs = n;
     if (qp->cur_send_depth > qp->max_send_seen)
@@ -327,160 +307,44 @@ static bool post_response(struct nrt_transport *t, struct request *r, bool with_
     if ((t->o.defects & NRT_DEFECT_RECV_NOT_RELEASED) && r->status != NRT_SC_SUCCESS) {
         /* Defect recv_not_released (SPDK issue 2937, fixed by 470cee22fb): a request
          * completed with an error status never re-posted its receive buffer. */
-        r->recv->slot = NULL;
         r->recv->state = RECV_IDLE;
     } else {
-        recv_repost(qp, r->recv);
+        recv_repost(t, qp, r->recv);
     }
     r->recv = NULL;
+    r->sqe = NULL;
     return true;
 }
 
-/* ---- execution ----------------------------------------------------------------------- */
-
-static void identify(struct nrt_transport *t, struct request *r)
-{
-    uint8_t page[4096];
-    memset(page, 0, sizeof(page));
-    struct qpair *qp = r->qp;
-    if ((r->cap->cdw10 & 0xFF) == 1) {
-        uint16_t cntlid = (uint16_t)(qp->ctrlr - t->ctrlrs + 1);
-        page[0] = 0x1d;   /* vendor id, little endian */
-        page[1] = 0x1d;
-        memcpy(page + 24, "nrt compact target", 18);
-        memcpy(page + 78, &cntlid, 2);
-        uint32_t mdts_units = t->o.max_io_size / 4096;
-        uint8_t mdts = 0;
-        while ((1u << (mdts + 1)) <= mdts_units)
-            mdts++;
-        page[77] = mdts;
-        uint32_t nn = t->subsystems[qp->ctrlr->subsystem].num_ns;
-        memcpy(page + 516, &nn, 4);
-    } else {
-        struct namespace *ns = ctrlr_ns(t, qp, r->cap->nsid);
-        memcpy(page + 0, &ns->num_blocks, 8);
-        memcpy(page + 8, &ns->num_blocks, 8);
-        memcpy(page + 16, &ns->num_blocks, 8);
-        page[130] = ns->block_size == 4096 ? 12 : 9;   /* LBA format 0: log2 size */
-    }
-    req_copy_bufs(t, r, 0, page, r->length, true);
-}
-
-static uint16_t connect(struct nrt_transport *t, struct request *r)
-{
-    const struct nrt_capsule *cap = r->cap;
-    struct qpair *qp = r->qp;
-    if (cap->subsystem >= t->num_subsystems || cap->sqsize + 1 > qp->depth || cap->sqsize == 0)
-        return NRT_SC_CONNECT_INVALID_PARAM;
-    struct controller *c;
-    if (cap->qid == 0) {
-        uint32_t i = 0;
-        while (i < t->o.max_qpairs && (t->ctrlrs[i].live || t->ctrlrs[i].refs))
-            i++;
-        if (i == t->o.max_qpairs)
-            return NRT_SC_CONNECT_INVALID_PARAM;
-        c = &t->ctrlrs[i];
-        *c = (struct controller){.live = true, .subsystem = cap->subsystem, .admin = qp,
-                                 .last_keep_alive = t->now,
-                                 .kato = cap->kato ? cap->kato : t->o.keep_alive_ticks};
-    } else {
-        if (cap->cntlid == 0 || cap->cntlid > t->o.max_qpairs || cap->qid > t->o.max_qpairs)
-            return NRT_SC_CONNECT_INVALID_PARAM;   /* unknown controller or qid out of range */
-        c = &t->ctrlrs[cap->cntlid - 1];
-        if (!c->live || c->subsystem != cap->subsystem)
-            return NRT_SC_CONNECT_INVALID_PARAM;
-        for (uint32_t i = 0; i < t->o.max_qpairs; i++) {
-            struct qpair *o = t->qpairs[i];
-            if (o && o != qp && o->ctrlr == c && o->qid == cap->qid && o->state != NRT_QP_ERROR)
-                return NRT_SC_CONNECT_INVALID_PARAM;   /* qid already connected */
-        }
-    }
-    qp->ctrlr = c;
-    c->refs++;
-    qp->qid = cap->qid;
-    qp->state = NRT_QP_ACTIVE;
-    r->result = (uint64_t)(c - t->ctrlrs + 1);
-    return NRT_SC_SUCCESS;
-}
-
-static uint16_t property(struct nrt_transport *t, struct request *r, bool set)
-{
-    struct controller *c = r->qp->ctrlr;
-    uint32_t ofst = r->cap->cdw10;
-    if (set) {
-        if (ofst != 0x14)
-            return NRT_SC_INVALID_FIELD;   /* only CC is writable */
-        c->cc = (uint32_t)r->cap->value;
-        return NRT_SC_SUCCESS;
-    }
-    switch (ofst) {
-    case 0x00: r->result = (uint64_t)(t->o.max_queue_depth - 1) | (1ull << 37); break;  /* CAP */
-    case 0x08: r->result = 0x10400; break;                                              /* VS */
-    case 0x14: r->result = c->cc; break;                                                /* CC */
-    case 0x1C: r->result = c->cc & 1; break;                                            /* CSTS */
-    default: return NRT_SC_INVALID_FIELD;
-    }
-    return NRT_SC_SUCCESS;
-}
-
-/* Block-device IO: the bytes move when the device completes. */
-static void bdev_do_io(struct nrt_transport *t, struct request *r, uint16_t status)
-{
-    if (status == NRT_SC_SUCCESS && t->bdev_err_count) {
-        t->bdev_err_count--;
-        status = t->bdev_err_status;
-    }
-    r->status = status;
-    if (status != NRT_SC_SUCCESS || r->cap_opcode == NRT_OPC_FLUSH)
-        return;
-    uint8_t *media = r->ns->data + r->slba * r->ns->block_size;
-    if (r->cap_opcode == NRT_OPC_READ)
-        req_copy_bufs(t, r, 0, media, r->length, true);
-    else if (r->icd)
-        memcpy(media, r->icd_data, r->length);
-    else
-        req_copy_bufs(t, r, 0, media, r->length, false);
-}
-
-void bdev_finish(struct nrt_transport *t, struct request *r, uint16_t status)
-{
-    bdev_do_io(t, r, status);
-    req_set_state(t, r, NRT_REQ_EXECUTED);
-    req_process(t, r);
-}
+/* ---- execution: the controller emulation runs the command ------------------------------ */
 
 static void execute(struct nrt_transport *t, struct request *r)
 {
-    const struct nrt_capsule *cap = r->cap;
-    switch (cap->opcode) {
-    case NRT_OPC_READ: case NRT_OPC_WRITE: case NRT_OPC_FLUSH:
-        if (t->bdev_auto) {
-            bdev_do_io(t, r, NRT_SC_SUCCESS);
-            req_set_state(t, r, NRT_REQ_EXECUTED);
-        } else {
-            list_push_tail(&t->bdev_queue, &r->bdev_link);
-            t->bdev_count++;
-        }
-        return;
-    case NRT_OPC_FABRICS:
-        if (cap->fctype == NRT_FCTYPE_CONNECT)
-            r->status = connect(t, r);
-        else
-            r->status = property(t, r, cap->fctype == NRT_FCTYPE_PROPERTY_SET);
-        break;
-    case NRT_OPC_IDENTIFY:
-        identify(t, r);
-        break;
-    case NRT_OPC_KEEP_ALIVE:
-        r->qp->ctrlr->last_keep_alive = t->now;
-        break;
-    case NRT_OPC_ABORT:
-        r->result = 1;   /* command not aborted */
-        break;
-    default:
-        break;
+    struct qpair *qp = r->qp;
+    r->cmd = (struct nvmf_emu_cmd){
+        .sqe = r->sqe, .qp = &qp->emu, .iov = r->iov,
+        .iovcnt = r->xfer ? (r->icd ? 1 : r->nbufs) : 0, .length = r->length, .cb_arg = r};
+    if (nvmf_emu_exec(t->emu, &r->cmd) == NVMF_EMU_ASYNC) {
+        r->in_bdev = 1;
+        return;   /* the block device completes it: req_io_complete */
     }
+    r->status = r->cmd.status;
+    if (qp->state == NRT_QP_CONNECTING && qp->emu.connected)
+        qp->state = NRT_QP_ACTIVE;
     req_set_state(t, r, NRT_REQ_EXECUTED);
+}
+
+void req_io_complete(void *ctx, struct nvmf_emu_cmd *cmd)
+{
+    struct nrt_transport *t = ctx;
+    struct request *r = cmd->cb_arg;
+    r->in_bdev = 0;
+    r->status = cmd->status;
+    req_set_state(t, r, NRT_REQ_EXECUTED);
+    struct qpair *qp = r->qp;
+    req_process(t, r);
+    if (qp->state == NRT_QP_DESTROYED)
+        qpair_free(t, qp);   /* the IO outlived its qpair's teardown: finish it */
 }
 
 /* ---- the request state machine ----------------------------------------------------------- */
@@ -536,6 +400,7 @@ void req_process(struct nrt_transport *t, struct request *r)
             r->status = parse(t, r);
             if (r->status != NRT_SC_SUCCESS) {
                 r->xfer = 0;   /* an error response carries no data */
+                r->cmd.dnr = true;
                 queue_enter(r, &qp->pending_send, NRT_QUEUE_PENDING_SEND);
                 req_set_state(t, r, NRT_REQ_READY_TO_COMPLETE);
             } else if ((r->xfer == 0 || r->icd) &&
@@ -615,23 +480,14 @@ void req_release(struct nrt_transport *t, struct request *r)
     struct qpair *qp = r->qp;
     uint32_t g = qp->group;
     queue_leave(r);
-    if (link_linked(&r->send.link))
-        list_unlink(&r->send.link);
-    if (link_linked(&r->send_cqe.link)) {
-        list_unlink(&r->send_cqe.link);
-        qp->cqes_in_cq--;
+    if (r->in_bdev) {   /* only an abrupt destroy releases a request the device holds */
+        nvmf_emu_cancel(t->emu, &r->cmd);
+        r->in_bdev = 0;
     }
     for (uint32_t i = 0; i < r->nwrs; i++) {
         struct data_wr *wr = &t->wrs[r->wrs[i]];
-        if (wr->req != r)
-            continue;   /* not ours (only a defect links WRs it does not own) */
-        if (link_linked(&wr->wire.link))
-            list_unlink(&wr->wire.link);
-        if (link_linked(&wr->cqe.link)) {
-            list_unlink(&wr->cqe.link);
-            qp->cqes_in_cq--;
-        }
-        wr->req = NULL;
+        if (wr->req == r)   /* not ours: only a defect links WRs it does not own */
+            wr->req = NULL;
     }
     pool_put(&t->buf_pool, g, r->bufs, r->nbufs);
     uint32_t nput = r->nwrs;
@@ -650,9 +506,10 @@ void req_release(struct nrt_transport *t, struct request *r)
     if (!(t->o.defects & NRT_DEFECT_STALE_TRANSFER_WR))
         r->nwrs = 0;
     if (r->recv) {
-        recv_repost(qp, r->recv);
+        recv_repost(t, qp, r->recv);
         r->recv = NULL;
     }
+    r->sqe = NULL;
     if (qp->cur_send_depth >= r->send_wrs)
         qp->cur_send_depth -= r->send_wrs;
     r->send_wrs = 0;
@@ -674,11 +531,11 @@ void qp_start_incoming(struct nrt_transport *t, struct qpair *qp)
         list_unlink(&r->flink);
         qp->slots_used++;
         r->recv = rv;
-        r->cap = &rv->slot->cap;
-        r->cap_opcode = r->cap->opcode;
-        r->cid = r->cap->cid;
-        r->slba = r->cap->slba;
-        r->result = 0;
+        r->sqe = (const struct nvme_sqe *)rv->buf;
+        r->cap_opcode = r->sqe->opc;
+        r->cid = r->sqe->cid;
+        r->cmd.cdw0 = r->cmd.cdw1 = 0;
+        r->cmd.dnr = false;
         r->status = 0;
         qp->sqhd = (uint16_t)((qp->sqhd + 1) % qp->depth);
         t->groups[qp->group].stats.requests++;
@@ -733,47 +590,68 @@ void group_process_pending_buf(struct nrt_transport *t, struct poll_group *g)
 
 /* ---- completions --------------------------------------------------------------------------- */
 
-void cqe_handle(struct nrt_transport *t, struct cqe *c)
+/* Handles one work completion; returns the qpair it belonged to (NULL if none any more). */
+struct qpair *wc_handle(struct nrt_transport *t, const struct ibv_wc *wc)
 {
-    struct qpair *qp = c->qp;
-    switch (c->kind) {
-    case CQE_RECV: {
-        struct recv *rv = container_of(c, struct recv, cqe);
-        if (c->status != WC_SUCCESS || qp->state == NRT_QP_ERROR) {
+    uint8_t *kind = (uint8_t *)(uintptr_t)wc->wr_id;
+    bool ok = wc->status == IBV_WC_SUCCESS;
+    struct qpair *qp;
+    switch (*kind) {
+    case WRK_RECV: {
+        struct recv *rv = container_of(kind, struct recv, kind);
+        qp = rv->qp;
+        qp->recvs_posted--;
+        if (!ok || qp->state == NRT_QP_ERROR || qp->state == NRT_QP_DESTROYED) {
             rv->state = RECV_IDLE;
-            rv->slot = NULL;
-            if (c->status == WC_LOC_LEN_ERR)
+            if (!ok)   /* a flush too: the QP is in error, whoever moved it there */
                 qp_set_error(t, qp);
             break;
         }
+        if (wc->byte_len < NVMF_SQE_SIZE) {
+            /* not a capsule: nothing to answer (no CID), the connection is broken */
+            rv->state = RECV_IDLE;
+            qp_set_error(t, qp);
+            break;
+        }
+        rv->byte_len = wc->byte_len;
         rv->state = RECV_INCOMING;
         list_push_tail(&qp->incoming, &rv->link);
         break;
     }
-    case CQE_READ: {
-        struct data_wr *wr = container_of(c, struct data_wr, cqe);
+    case WRK_DATA: {
+        struct data_wr *wr = container_of(kind, struct data_wr, kind);
         struct request *r = wr->req;
+        if (!r)
+            return NULL;   /* a flushed WRITE of a request a defect already released */
+        qp = r->qp;
+        if (r->xfer != 1) {   /* an unsignaled WRITE completes only with an error */
+            qp_set_error(t, qp);
+            break;
+        }
         r->wrs_outstanding--;
         qp->cur_read_depth--;
-        if (c->status != WC_SUCCESS && c->status != WC_FLUSH_ERR)
+        qp->signaled_outstanding--;
+        if (!ok)
             qp_set_error(t, qp);
         req_process(t, r);
         break;
     }
-    case CQE_WRITE:   /* only errors complete an unsignaled WRITE */
-        qp_set_error(t, qp);
-        break;
-    case CQE_SEND: {
-        struct request *r = container_of(c, struct request, send_cqe);
+    case WRK_SEND: {
+        struct request *r = container_of(kind, struct request, send_kind);
+        qp = r->qp;
+        qp->signaled_outstanding--;
         qp->cur_send_depth -= r->send_wrs;
         r->send_wrs = 0;
-        if (c->status != WC_SUCCESS && c->status != WC_FLUSH_ERR)
+        if (!ok)
             qp_set_error(t, qp);
         req_set_state(t, r, NRT_REQ_COMPLETED);
         req_process(t, r);
         break;
     }
+    default:
+        return NULL;
     }
     if (!list_empty(&qp->incoming))
         qp_start_incoming(t, qp);
+    return qp;
 }

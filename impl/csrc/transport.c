@@ -3,6 +3,8 @@
  * introspection.  Everything here runs outside the IO path.
  */
 #include "nrt_internal.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,37 +158,63 @@ int nrt_opts_validate(const struct nrt_opts *o, char *err, size_t len)
     return 0;
 }
 
+static void device_fini(struct nrt_transport *t, struct device *d)
+{
+    if (d->cqs)
+        for (uint32_t g = 0; g < t->o.num_poll_groups; g++)
+            if (d->cqs[g])
+                ibv_destroy_cq(d->cqs[g]);
+    if (d->buf_mr)
+        ibv_dereg_mr(d->buf_mr);
+    if (d->pd)
+        ibv_dealloc_pd(d->pd);
+    free(d->cqs);
+    free(d->cq_need);
+    memset(d, 0, sizeof(*d));
+}
+
 static void transport_free(struct nrt_transport *t)
 {
     if (!t)
         return;
     if (t->qpairs)
         for (uint32_t i = 0; i < t->o.max_qpairs; i++)
-            if (t->qpairs[i])
+            if (t->qpairs[i]) {
+                t->qpairs[i]->state = NRT_QP_DESTROYED;
                 qpair_free(t, t->qpairs[i]);
-    if (t->subsystems)
-        for (uint32_t s = 0; s < t->o.max_subsystems; s++) {
-            if (!t->subsystems[s].ns)
-                continue;
-            for (uint32_t n = 0; n < t->o.max_namespaces; n++)
-                free(t->subsystems[s].ns[n].data);
-            free(t->subsystems[s].ns);
-        }
-    if (t->mrs)
-        for (uint32_t i = 0; i < t->o.max_memory_regions; i++)
-            free(t->mrs[i].data);
+            }
+    if (t->listeners)
+        for (uint32_t i = 0; i < t->num_ports; i++)
+            if (t->listeners[i].id)
+                rdma_destroy_id(t->listeners[i].id);
+    if (t->devices)
+        for (uint32_t i = 0; i < t->num_devices; i++)
+            device_fini(t, &t->devices[i]);
+    if (t->cm_channel)
+        rdma_destroy_event_channel(t->cm_channel);
+    nvmf_emu_destroy(t->emu);
     pool_fini(&t->wr_pool);
     pool_fini(&t->buf_pool);
     free(t->wrs);
+    free(t->wr_sges);
     free(t->buf_arena);
     free(t->groups);
-    free(t->port_up);
-    free(t->subsystems);
-    free(t->mrs);
+    free(t->devices);
+    free(t->listeners);
     free(t->qpairs);
     free(t->qpair_gen);
-    free(t->ctrlrs);
     free(t);
+}
+
+static void ctrlr_fatal(void *ctx, uint16_t cntlid)
+{
+    struct nrt_transport *t = ctx;
+    async_event(t, NRT_ASYNC_KEEP_ALIVE_EXPIRED, cntlid);
+    for (uint32_t i = 0; i < t->o.max_qpairs; i++) {
+        struct qpair *qp = t->qpairs[i];
+        if (qp && qp->emu.connected && qp->emu.cntlid == cntlid && qp->emu.qid == 0)
+            qp_set_error(t, qp);
+    }
 }
 
 struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *err, size_t len)
@@ -207,6 +235,7 @@ struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *er
     t->max_wrs_per_req = nrt_opts_max_wrs_per_request(opts);
     t->o.max_send_depth = send_depth(opts);
     t->wr_expected = wr_capacity(opts);
+    t->next_group = -1;
     uint64_t cap = t->wr_expected;
     if (opts->defects & NRT_DEFECT_FIXED_POOL_SIZE) {
         /* Defect fixed_pool_size (SPDK 7dab13c0e0): the data-WR pool was
@@ -218,29 +247,50 @@ struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *er
     rc |= pool_init(&t->buf_pool, opts->num_shared_buffers, g, opts->buf_cache_size,
                     t->max_bufs_per_req);
     t->wrs = calloc(cap ? cap : 1, sizeof(struct data_wr));
+    t->wr_sges = calloc((cap ? cap : 1) * opts->max_sge, sizeof(struct ibv_sge));
     t->buf_arena = malloc((size_t)opts->num_shared_buffers * opts->io_unit_size + 1);
     t->groups = calloc(g, sizeof(struct poll_group));
-    t->port_up = calloc(opts->max_ports, sizeof(bool));
-    t->subsystems = calloc(opts->max_subsystems, sizeof(struct subsystem));
-    t->mrs = calloc(opts->max_memory_regions, sizeof(struct memory_region));
+    t->devices = calloc(opts->max_ports, sizeof(struct device));
+    t->listeners = calloc(opts->max_ports, sizeof(struct listener));
     t->qpairs = calloc(opts->max_qpairs, sizeof(struct qpair *));
     t->qpair_gen = calloc(opts->max_qpairs, sizeof(uint32_t));
-    t->ctrlrs = calloc(opts->max_qpairs, sizeof(struct controller));
-    if (rc || !t->wrs || !t->buf_arena || !t->groups || !t->port_up || !t->subsystems ||
-        !t->mrs || !t->qpairs || !t->qpair_gen || !t->ctrlrs) {
+    struct nvmf_emu_opts eo;
+    nvmf_emu_opts_default(&eo);
+    eo.max_subsystems = opts->max_subsystems;
+    eo.max_namespaces = opts->max_namespaces;
+    eo.max_controllers = opts->max_qpairs;
+    eo.max_io_queues = opts->max_qpairs;
+    eo.max_queue_depth = opts->max_queue_depth;
+    eo.max_io_size = opts->max_io_size;
+    eo.in_capsule_data_size = opts->in_capsule_data_size;
+    eo.max_sgl_descriptors = opts->max_sgl_descriptors;
+    eo.default_kato_ticks = opts->keep_alive_ticks;
+    eo.max_outstanding_io = opts->max_qpairs * opts->max_queue_depth;
+    struct nvmf_emu_callbacks cb = {.io_complete = req_io_complete, .ctrlr_fatal = ctrlr_fatal,
+                                    .ctx = t};
+    char emu_err[NRT_ERRMSG_LEN] = "";
+    t->emu = nvmf_emu_create(&eo, &cb, emu_err, sizeof(emu_err));
+    if (rc || !t->wrs || !t->wr_sges || !t->buf_arena || !t->groups || !t->devices ||
+        !t->listeners || !t->qpairs || !t->qpair_gen || !t->emu) {
         transport_free(t);
-        opt_fail(err, len, "out of memory creating the transport");
+        opt_fail(err, len, "cannot create the transport: %s",
+                 emu_err[0] ? emu_err : "out of memory");
         return NULL;
     }
+    t->cm_channel = rdma_create_event_channel();
+    if (!t->cm_channel) {
+        transport_free(t);
+        opt_fail(err, len, "rdma_create_event_channel failed: %s", strerror(errno));
+        return NULL;
+    }
+    fcntl(t->cm_channel->fd, F_SETFL, fcntl(t->cm_channel->fd, F_GETFL) | O_NONBLOCK);
     for (uint32_t i = 0; i < g; i++) {
-        list_init(&t->groups[i].cq);
         list_init(&t->groups[i].pending_buf);
         list_init(&t->groups[i].qpairs);
     }
-    list_init(&t->bdev_queue);
     for (uint64_t i = 0; i < cap; i++) {
-        list_init(&t->wrs[i].wire.link);
-        list_init(&t->wrs[i].cqe.link);
+        t->wrs[i].kind = WRK_DATA;
+        t->wrs[i].sge = &t->wr_sges[i * opts->max_sge];
     }
     return t;
 }
@@ -255,11 +305,8 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
         return NRT_EINVAL;
     struct nrt_destroy_report r;
     memset(&r, 0, sizeof(r));
-    /* The block device goes with the transport: the IO it still holds is dropped. */
-    while (!list_empty(&t->bdev_queue))
-        list_unlink(t->bdev_queue.next);
-    t->bdev_count = 0;
-    /* Abrupt: every request in any state goes through the one release path. */
+    /* Abrupt: every request in any state goes through the one release path (IO still in
+     * the block device is dropped with it). */
     for (uint32_t i = 0; i < t->o.max_qpairs; i++) {
         struct qpair *qp = t->qpairs[i];
         if (!qp)
@@ -298,205 +345,104 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
     return 0;
 }
 
-/* ---- ports, subsystems, namespaces ----------------------------------------- */
-
-static void async_event(struct nrt_transport *t, uint32_t type, uint32_t object)
+void async_event(struct nrt_transport *t, uint32_t type, uint32_t object)
 {
     if (t->num_events < NRT_MAX_ASYNC_EVENTS)
         t->events[t->num_events++] = (struct nrt_async_event){type, object};
 }
 
-int nrt_port_add(struct nrt_transport *t)
+/* ---- devices and listeners ---------------------------------------------------------- */
+
+/* The device behind a bound id: its PD, the shared buffers registered with it, and one CQ
+ * per poll group, made the first time a listener lands on it. */
+static struct device *device_for(struct nrt_transport *t, struct ibv_context *ctx)
+{
+    for (uint32_t i = 0; i < t->num_devices; i++)
+        if (t->devices[i].ctx == ctx)
+            return &t->devices[i];
+    if (t->num_devices >= t->o.max_ports) {
+        nrt_fail(t, NRT_ELIMIT, "device table full (max_ports = %u)", t->o.max_ports);
+        return NULL;
+    }
+    struct device *d = &t->devices[t->num_devices];
+    struct ibv_device_attr attr;
+    if (ibv_query_device(ctx, &attr)) {
+        nrt_fail(t, NRT_EINVAL, "ibv_query_device failed");
+        return NULL;
+    }
+    d->ctx = ctx;
+    d->max_qp_wr = (uint32_t)attr.max_qp_wr;
+    d->max_sge = (uint32_t)attr.max_sge;
+    d->max_rd_atom = (uint32_t)attr.max_qp_init_rd_atom;
+    d->port_up = true;
+    d->pd = ibv_alloc_pd(ctx);
+    size_t arena = (size_t)t->o.num_shared_buffers * t->o.io_unit_size;
+    d->buf_mr = d->pd ? ibv_reg_mr(d->pd, t->buf_arena, arena ? arena : 1,
+                                   IBV_ACCESS_LOCAL_WRITE) : NULL;
+    d->cqs = calloc(t->o.num_poll_groups, sizeof(*d->cqs));
+    d->cq_need = calloc(t->o.num_poll_groups, sizeof(*d->cq_need));
+    if (!d->pd || !d->buf_mr || !d->cqs || !d->cq_need) {
+        device_fini(t, d);
+        nrt_fail(t, NRT_ENOMEM, "cannot set up the device: %s", strerror(errno));
+        return NULL;
+    }
+    fcntl(ctx->async_fd, F_SETFL, fcntl(ctx->async_fd, F_GETFL) | O_NONBLOCK);
+    t->num_devices++;
+    return d;
+}
+
+int nrt_listen(struct nrt_transport *t, uint32_t ipv4, uint16_t service)
 {
     if (t->num_ports >= t->o.max_ports)
         return nrt_fail(t, NRT_ELIMIT, "port table full (max_ports = %u)", t->o.max_ports);
-    t->port_up[t->num_ports] = true;
+    struct listener *l = &t->listeners[t->num_ports];
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(service),
+                              .sin_addr = {.s_addr = ipv4}};
+    if (rdma_create_id(t->cm_channel, &l->id, NULL, RDMA_PS_TCP))
+        return nrt_fail(t, NRT_ENOMEM, "rdma_create_id failed: %s", strerror(errno));
+    if (rdma_bind_addr(l->id, (struct sockaddr *)&sin) || !l->id->verbs ||
+        rdma_listen(l->id, 128)) {
+        int e = errno;
+        rdma_destroy_id(l->id);
+        l->id = NULL;
+        return nrt_fail(t, NRT_EINVAL, "cannot listen on that address: %s", strerror(e));
+    }
+    l->dev = device_for(t, l->id->verbs);
+    if (!l->dev) {
+        rdma_destroy_id(l->id);
+        l->id = NULL;
+        return NRT_ENOMEM;
+    }
+    l->id->context = l;
     return (int)t->num_ports++;
 }
 
-int nrt_port_down(struct nrt_transport *t, int port)
-{
-    if (port < 0 || (uint32_t)port >= t->num_ports)
-        return nrt_fail(t, NRT_ENOENT, "no port %d", port);
-    if (!t->port_up[port])
-        return 0;
-    t->port_up[port] = false;
-    async_event(t, NRT_ASYNC_PORT_DOWN, (uint32_t)port);
-    for (uint32_t i = 0; i < t->o.max_qpairs; i++)
-        if (t->qpairs[i] && t->qpairs[i]->port == (uint32_t)port)
-            qp_set_error(t, t->qpairs[i]);
-    return 0;
-}
+/* ---- subsystems and namespaces: the controller emulation's ------------------------------- */
 
-int nrt_port_up(struct nrt_transport *t, int port)
+int nrt_subsystem_add(struct nrt_transport *t, const char *nqn)
 {
-    if (port < 0 || (uint32_t)port >= t->num_ports)
-        return nrt_fail(t, NRT_ENOENT, "no port %d", port);
-    if (!t->port_up[port]) {
-        t->port_up[port] = true;
-        async_event(t, NRT_ASYNC_PORT_UP, (uint32_t)port);
-    }
-    return 0;
-}
-
-int nrt_subsystem_add(struct nrt_transport *t)
-{
-    if (t->num_subsystems >= t->o.max_subsystems)
-        return nrt_fail(t, NRT_ELIMIT, "subsystem table full (max_subsystems = %u)",
-                        t->o.max_subsystems);
-    struct subsystem *s = &t->subsystems[t->num_subsystems];
-    s->ns = calloc(t->o.max_namespaces, sizeof(struct namespace));
-    if (!s->ns)
-        return nrt_fail(t, NRT_ENOMEM, "out of memory");
-    return (int)t->num_subsystems++;
-}
-
-static struct subsystem *subsys_lookup(struct nrt_transport *t, int s)
-{
-    return s >= 0 && (uint32_t)s < t->num_subsystems ? &t->subsystems[s] : NULL;
-}
-
-static struct namespace *ns_lookup_checked(struct nrt_transport *t, int s, uint32_t nsid)
-{
-    struct subsystem *sub = subsys_lookup(t, s);
-    if (!sub) {
-        nrt_fail(t, NRT_ENOENT, "no subsystem %d", s);
-        return NULL;
-    }
-    if (nsid == 0 || nsid > sub->num_ns) {
-        nrt_fail(t, NRT_ENOENT, "no namespace %u in subsystem %d", nsid, s);
-        return NULL;
-    }
-    return &sub->ns[nsid - 1];
+    int rc = nvmf_emu_subsystem_add(t->emu, nqn);
+    return rc < 0 ? nrt_fail(t, NRT_ELIMIT, "%s", nvmf_emu_error(t->emu)) : rc;
 }
 
 int nrt_namespace_add(struct nrt_transport *t, int s, uint32_t block_size, uint64_t num_blocks)
 {
-    struct subsystem *sub = subsys_lookup(t, s);
-    if (!sub)
-        return nrt_fail(t, NRT_ENOENT, "no subsystem %d", s);
-    if (block_size != 512 && block_size != 4096)
-        return nrt_fail(t, NRT_EINVAL, "block_size = %u: must be 512 or 4096", block_size);
-    if (num_blocks == 0 || num_blocks * block_size > (1ull << 32))
-        return nrt_fail(t, NRT_EINVAL, "num_blocks = %llu: must be 1..%llu",
-                        (unsigned long long)num_blocks,
-                        (unsigned long long)((1ull << 32) / block_size));
-    if (sub->num_ns >= t->o.max_namespaces)
-        return nrt_fail(t, NRT_ELIMIT, "namespace table full (max_namespaces = %u)",
-                        t->o.max_namespaces);
-    struct namespace *ns = &sub->ns[sub->num_ns];
-    ns->data = calloc(num_blocks, block_size);
-    if (!ns->data)
-        return nrt_fail(t, NRT_ENOMEM, "out of memory for namespace");
-    ns->present = true;
-    ns->ready = true;
-    ns->block_size = block_size;
-    ns->num_blocks = num_blocks;
-    return (int)++sub->num_ns;
+    int rc = nvmf_emu_namespace_add(t->emu, s, block_size, num_blocks);
+    return rc < 0 ? nrt_fail(t, rc == -ENOENT ? NRT_ENOENT : NRT_EINVAL, "%s",
+                             nvmf_emu_error(t->emu)) : rc;
 }
 
 int nrt_namespace_set_ready(struct nrt_transport *t, int s, uint32_t nsid, int ready)
 {
-    struct namespace *ns = ns_lookup_checked(t, s, nsid);
-    if (!ns)
-        return NRT_ENOENT;
-    ns->ready = ready != 0;
-    return 0;
+    int rc = nvmf_emu_namespace_set_ready(t->emu, s, nsid, ready != 0);
+    return rc < 0 ? nrt_fail(t, NRT_ENOENT, "%s", nvmf_emu_error(t->emu)) : 0;
 }
 
 int nrt_namespace_read(struct nrt_transport *t, int s, uint32_t nsid, uint64_t off, void *buf,
                        uint64_t len)
 {
-    struct namespace *ns = ns_lookup_checked(t, s, nsid);
-    if (!ns)
-        return NRT_ENOENT;
-    uint64_t size = ns->num_blocks * ns->block_size;
-    if (off > size || len > size - off)
-        return nrt_fail(t, NRT_EINVAL, "range %llu+%llu beyond namespace of %llu bytes",
-                        (unsigned long long)off, (unsigned long long)len,
-                        (unsigned long long)size);
-    memcpy(buf, ns->data + off, len);
-    return 0;
-}
-
-/* ---- host memory regions ----------------------------------------------------- */
-
-struct memory_region *mr_lookup(struct nrt_transport *t, uint32_t key)
-{
-    if (key == 0)
-        return NULL;
-    uint32_t idx = (key - 1) % NRT_HANDLE_SLOTS, gen = (key - 1) / NRT_HANDLE_SLOTS;
-    if (idx >= t->o.max_memory_regions)
-        return NULL;
-    struct memory_region *m = &t->mrs[idx];
-    return m->live && m->gen == gen ? m : NULL;
-}
-
-int nrt_mr_register(struct nrt_transport *t, uint64_t size)
-{
-    if (size == 0 || size > (1ull << 32))
-        return nrt_fail(t, NRT_EINVAL, "memory region size %llu: must be 1..4 GiB",
-                        (unsigned long long)size);
-    for (uint32_t i = 0; i < t->o.max_memory_regions; i++) {
-        struct memory_region *m = &t->mrs[i];
-        if (m->live)
-            continue;
-        if (m->gen + 1 >= (1u << 19))
-            continue;   /* generations exhausted for this slot */
-        m->data = calloc(1, size);
-        if (!m->data)
-            return nrt_fail(t, NRT_ENOMEM, "out of memory for a %llu-byte region",
-                            (unsigned long long)size);
-        m->gen++;
-        m->live = true;
-        m->size = size;
-        return (int)(m->gen * NRT_HANDLE_SLOTS + i + 1);
-    }
-    return nrt_fail(t, NRT_ELIMIT, "memory region table full (max_memory_regions = %u)",
-                    t->o.max_memory_regions);
-}
-
-int nrt_mr_deregister(struct nrt_transport *t, int key)
-{
-    struct memory_region *m = mr_lookup(t, (uint32_t)key);
-    if (!m)
-        return nrt_fail(t, NRT_ENOENT, "no memory region with key %d", key);
-    free(m->data);
-    m->data = NULL;
-    m->live = false;
-    return 0;
-}
-
-static int mr_range(struct nrt_transport *t, int key, uint64_t off, uint64_t len,
-                    struct memory_region **out)
-{
-    struct memory_region *m = mr_lookup(t, (uint32_t)key);
-    if (!m)
-        return nrt_fail(t, NRT_ENOENT, "no memory region with key %d", key);
-    if (off > m->size || len > m->size - off)
-        return nrt_fail(t, NRT_EINVAL, "range %llu+%llu beyond region of %llu bytes",
-                        (unsigned long long)off, (unsigned long long)len,
-                        (unsigned long long)m->size);
-    *out = m;
-    return 0;
-}
-
-int nrt_mr_write(struct nrt_transport *t, int key, uint64_t off, const void *buf, uint64_t len)
-{
-    struct memory_region *m = NULL;
-    int rc = mr_range(t, key, off, len, &m);
-    if (!rc)
-        memcpy(m->data + off, buf, len);
-    return rc;
-}
-
-int nrt_mr_read(struct nrt_transport *t, int key, uint64_t off, void *buf, uint64_t len)
-{
-    struct memory_region *m = NULL;
-    int rc = mr_range(t, key, off, len, &m);
-    if (!rc)
-        memcpy(buf, m->data + off, len);
-    return rc;
+    int rc = nvmf_emu_namespace_read(t->emu, s, nsid, off, buf, len);
+    return rc < 0 ? nrt_fail(t, NRT_EINVAL, "%s", nvmf_emu_error(t->emu)) : 0;
 }
 
 /* ---- qpairs -------------------------------------------------------------------- */
@@ -512,34 +458,58 @@ struct qpair *qpair_lookup(struct nrt_transport *t, int id)
     return qp && qp->id == id ? qp : NULL;
 }
 
+int nrt_qpair_by_qp_num(struct nrt_transport *t, uint32_t qp_num)
+{
+    for (uint32_t i = 0; i < t->o.max_qpairs; i++)
+        if (t->qpairs[i] && t->qpairs[i]->qp_num == qp_num)
+            return t->qpairs[i]->id;
+    return nrt_fail(t, NRT_ENOENT, "no qpair with QP number %u", qp_num);
+}
+
+static void qpair_verbs_free(struct nrt_transport *t, struct qpair *qp)
+{
+    if (qp->verbs_gone)
+        return;
+    qp->verbs_gone = true;
+    if (qp->cm_id) {
+        if (qp->cm_id->qp)
+            rdma_destroy_qp(qp->cm_id);
+        qp->cm_id->context = NULL;
+        rdma_destroy_id(qp->cm_id);
+    }
+    if (qp->mr)
+        ibv_dereg_mr(qp->mr);
+    if (qp->dev && qp->dev->cq_need)
+        qp->dev->cq_need[qp->group] -= qp->depth + qp->max_send_depth;
+    (void)t;
+}
+
 void qpair_free(struct nrt_transport *t, struct qpair *qp)
 {
     /* Nothing leaks with a qpair: its requests go through the one release path (none
      * holds anything once it drained).  An IO still in the block device keeps the
-     * memory until it completes, when nrt_bdev_complete finishes the teardown. */
+     * memory until it completes, when req_io_complete finishes the teardown. */
     bool in_bdev = false;
     for (uint32_t i = 0; i < qp->depth; i++) {
         struct request *r = &qp->reqs[i];
         if (r->state != NRT_REQ_FREE)
             req_release(t, r);
-        in_bdev |= link_linked(&r->bdev_link);
+        in_bdev |= r->in_bdev;
     }
-    struct controller *c = qp->ctrlr;
-    if (c) {
-        if (c->admin == qp) {
-            c->admin = NULL;
-            c->live = false;
-        }
-        c->refs--;
+    if (!qp->emu_gone) {
+        qp->emu_gone = true;
+        nvmf_emu_qpair_gone(t->emu, &qp->emu);
     }
     if (link_linked(&qp->group_link)) {
         list_unlink(&qp->group_link);
         t->groups[qp->group].stats.num_qpairs--;
     }
+    qpair_verbs_free(t, qp);
     if (in_bdev)
         return;
     t->qpairs[qp->index] = NULL;
     free(qp->mem);
+    free(qp->bufs);
     free(qp);
 }
 
@@ -549,86 +519,315 @@ void qpair_free(struct nrt_transport *t, struct qpair *qp)
         cursor += (((size_t)(count) * sizeof(*(ptr))) + 15) & ~(size_t)15;                 \
     } while (0)
 
-int nrt_qpair_create(struct nrt_transport *t, int port, int group, uint32_t depth)
+/* A connection accepted from listener l with the negotiated depths: its request slots,
+ * receive buffers (registered) and response CQEs, its QP on the group's CQ, and every
+ * receive posted.  Returns the qpair or NULL (t->err says why). */
+static struct qpair *qpair_create(struct nrt_transport *t, struct rdma_cm_id *id, uint32_t port,
+                                  uint32_t group, uint32_t depth, uint32_t read_depth)
 {
-    if (port < 0 || (uint32_t)port >= t->num_ports)
-        return nrt_fail(t, NRT_ENOENT, "no port %d", port);
-    if (!t->port_up[port])
-        return nrt_fail(t, NRT_ENETDOWN, "port %d is down", port);
-    if (group < 0 || (uint32_t)group >= t->o.num_poll_groups)
-        return nrt_fail(t, NRT_ENOENT, "no poll group %d (num_poll_groups = %u)", group,
-                        t->o.num_poll_groups);
-    if (depth < 1 || depth > t->o.max_queue_depth)
-        return nrt_fail(t, NRT_EINVAL, "qpair depth %u: must be 1..max_queue_depth (%u)", depth,
-                        t->o.max_queue_depth);
+    struct device *dev = t->listeners[port].dev;
     uint32_t idx = 0;
     while (idx < t->o.max_qpairs && t->qpairs[idx])
         idx++;
-    if (idx == t->o.max_qpairs)
-        return nrt_fail(t, NRT_ELIMIT, "qpair table full (max_qpairs = %u)", t->o.max_qpairs);
-    if (t->qpair_gen[idx] + 1 >= (1u << 18))
-        return nrt_fail(t, NRT_ELIMIT, "qpair handles exhausted for slot %u", idx);
+    if (idx == t->o.max_qpairs) {
+        nrt_fail(t, NRT_ELIMIT, "qpair table full (max_qpairs = %u)", t->o.max_qpairs);
+        return NULL;
+    }
+    if (t->qpair_gen[idx] + 1 >= (1u << 18)) {
+        nrt_fail(t, NRT_ELIMIT, "qpair handles exhausted for slot %u", idx);
+        return NULL;
+    }
     struct qpair *qp = calloc(1, sizeof(*qp));
-    if (!qp)
-        return nrt_fail(t, NRT_ENOMEM, "out of memory");
-    uint32_t icd = t->o.in_capsule_data_size;
-    uint32_t hr_cap = 2 * depth + 8;
-    size_t need = 16 * 8 + (size_t)depth * (sizeof(struct request) + sizeof(struct recv) +
-                                           sizeof(struct host_slot) + icd + 32 +
-                                           (t->max_bufs_per_req + t->max_wrs_per_req) * 4 + 32) +
-                  (size_t)hr_cap * sizeof(struct nrt_response);
+    if (!qp) {
+        nrt_fail(t, NRT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    uint32_t rbuf = NVMF_SQE_SIZE + t->o.in_capsule_data_size;
+    size_t need = 16 * 8 + (size_t)depth * (sizeof(struct request) + sizeof(struct recv) + 64 +
+                                           (t->max_bufs_per_req + t->max_wrs_per_req) * 4 +
+                                           t->max_bufs_per_req * sizeof(struct iovec) + 64);
+    size_t regsize = (size_t)depth * (rbuf + NVMF_CQE_SIZE);
     qp->mem = calloc(1, need);
-    if (!qp->mem) {
+    qp->bufs = calloc(1, regsize);
+    if (!qp->mem || !qp->bufs) {
+        free(qp->mem);
+        free(qp->bufs);
         free(qp);
-        return nrt_fail(t, NRT_ENOMEM, "out of memory for a qpair of depth %u", depth);
+        nrt_fail(t, NRT_ENOMEM, "out of memory for a qpair of depth %u", depth);
+        return NULL;
     }
     uint8_t *cursor = qp->mem;
     CARVE(qp->reqs, depth);
     CARVE(qp->recvs, depth);
-    CARVE(qp->hslots, depth);
-    CARVE(qp->host_ring, hr_cap);
-    qp->hr_cap = hr_cap;
+    qp->dev = dev;
+    qp->depth = depth;
+    qp->group = group;
+    qp->port = port;
+    qp->max_read_depth = read_depth;
+    qp->max_send_depth = t->o.max_send_depth;
+    qp->cm_id = id;
+    list_init(&qp->group_link);
     list_init(&qp->free_reqs);
-    list_init(&qp->recv_posted);
     list_init(&qp->incoming);
-    list_init(&qp->host_free);
-    list_init(&qp->h2t);
-    list_init(&qp->t2h);
+    list_init(&qp->deferred);
     list_init(&qp->pending_read);
     list_init(&qp->pending_write);
     list_init(&qp->pending_send);
+    qp->mr = ibv_reg_mr(dev->pd, qp->bufs, regsize, IBV_ACCESS_LOCAL_WRITE);
+    /* the group's CQ on this device: made, or grown, to hold every completion its qpairs
+     * can have outstanding at once */
+    uint32_t need_cqe = dev->cq_need[group] + depth + qp->max_send_depth;
+    struct ibv_cq *cq = dev->cqs[group];
+    if (!cq)
+        cq = dev->cqs[group] = ibv_create_cq(dev->ctx, (int)need_cqe, NULL, NULL, 0);
+    else if ((uint32_t)cq->cqe < need_cqe)
+        ibv_resize_cq(cq, (int)need_cqe);
+    struct ibv_qp_init_attr qa = {
+        .qp_context = qp, .send_cq = cq, .recv_cq = cq, .qp_type = IBV_QPT_RC,
+        .cap = {.max_send_wr = qp->max_send_depth, .max_recv_wr = depth,
+                .max_send_sge = t->o.max_sge, .max_recv_sge = 1}};
+    if (!qp->mr || !cq || (uint32_t)cq->cqe < need_cqe || rdma_create_qp(id, dev->pd, &qa)) {
+        nrt_fail(t, NRT_ENOMEM, "cannot create the QP: %s", strerror(errno));
+        if (qp->mr)
+            ibv_dereg_mr(qp->mr);
+        free(qp->mem);
+        free(qp->bufs);
+        free(qp);
+        return NULL;
+    }
+    dev->cq_need[group] = need_cqe;
+    qp->qp = id->qp;
+    qp->qp_num = id->qp->qp_num;
     for (uint32_t i = 0; i < depth; i++) {
         struct request *r = &qp->reqs[i];
+        r->send_kind = WRK_SEND;
         r->qp = qp;
         r->slot = i;
         CARVE(r->bufs, t->max_bufs_per_req);
         CARVE(r->wrs, t->max_wrs_per_req);
-        r->send.kind = WIRE_SEND;
-        list_init(&r->send.link);
-        list_init(&r->send_cqe.link);
-        list_init(&r->bdev_link);
+        CARVE(r->iov, t->max_bufs_per_req ? t->max_bufs_per_req : 1);
+        r->rsp = (struct nvme_cqe *)(qp->bufs + (size_t)depth * rbuf + (size_t)i * NVMF_CQE_SIZE);
+        r->send_sge = (struct ibv_sge){(uintptr_t)r->rsp, NVMF_CQE_SIZE, qp->mr->lkey};
+        r->send_wr = (struct ibv_send_wr){.wr_id = (uintptr_t)&r->send_kind,
+                                          .sg_list = &r->send_sge, .num_sge = 1,
+                                          .opcode = IBV_WR_SEND, .send_flags = IBV_SEND_SIGNALED};
         list_init(&r->qlink);
         list_push_tail(&qp->free_reqs, &r->flink);
         struct recv *rv = &qp->recvs[i];
-        list_init(&rv->cqe.link);
-        rv->state = RECV_POSTED;
-        list_push_tail(&qp->recv_posted, &rv->link);
-        struct host_slot *hs = &qp->hslots[i];
-        CARVE(hs->icd, icd ? icd : 1);
-        list_push_tail(&qp->host_free, &hs->link);
+        rv->kind = WRK_RECV;
+        rv->qp = qp;
+        rv->buf = qp->bufs + (size_t)i * rbuf;
+        rv->sge = (struct ibv_sge){(uintptr_t)rv->buf, rbuf, qp->mr->lkey};
+        rv->wr = (struct ibv_recv_wr){.wr_id = (uintptr_t)&rv->kind, .sg_list = &rv->sge,
+                                      .num_sge = 1};
+        list_init(&rv->link);
     }
     qp->index = idx;
     qp->id = (int32_t)(++t->qpair_gen[idx] * NRT_HANDLE_SLOTS + idx);
-    qp->port = (uint32_t)port;
-    qp->group = (uint32_t)group;
-    qp->depth = depth;
     qp->state = NRT_QP_CONNECTING;
-    qp->max_read_depth = t->o.max_read_depth;
-    qp->max_send_depth = t->o.max_send_depth;
+    qp->emu.max_depth = depth;
+    qp->emu.transport_ctx = qp;
+    id->context = qp;
+    for (uint32_t i = 0; i < depth; i++)
+        recv_repost(t, qp, &qp->recvs[i]);
     list_push_tail(&t->groups[group].qpairs, &qp->group_link);
     t->groups[group].stats.num_qpairs++;
     t->qpairs[idx] = qp;
-    return qp->id;
+    return qp;
+}
+
+/* ---- the CM: connect requests (NVMe/RDMA transport 1.0, 3.3) ---------------------------- */
+
+static void reject(struct rdma_cm_id *id, uint16_t sts)
+{
+    struct nvmf_rdma_reject_private_data rej = {.recfmt = 0, .sts = sts};
+    rdma_reject(id, &rej, sizeof(rej));
+    rdma_destroy_id(id);
+}
+
+static void connect_request(struct nrt_transport *t, struct rdma_cm_event *ev)
+{
+    struct listener *l = ev->listen_id ? ev->listen_id->context : NULL;
+    const struct rdma_conn_param *cp = &ev->param.conn;
+    const struct nvmf_rdma_request_private_data *pd = cp->private_data;
+    struct rdma_cm_id *id = ev->id;
+    if (!l) {
+        reject(id, NVMF_RDMA_STS_NO_RESOURCES);
+        return;
+    }
+    /* figure 4 of the transport spec: the request private data is 32 bytes */
+    if (!pd || cp->private_data_len < sizeof(*pd)) {
+        reject(id, NVMF_RDMA_STS_INVALID_PRIVATE_DATA_LENGTH);
+        return;
+    }
+    if (pd->recfmt != 0) {
+        reject(id, NVMF_RDMA_STS_INVALID_RECFMT);
+        return;
+    }
+    if (pd->qid > t->o.max_qpairs) {
+        reject(id, NVMF_RDMA_STS_INVALID_QID);
+        return;
+    }
+    /* HRQSIZE is 1's based, HSQSIZE 0's based; a queue holds at least two entries
+     * (NVMe base 4.1.3: the minimum queue size is 2) */
+    if (pd->hrqsize < 2 || pd->hrqsize > t->o.max_queue_depth) {
+        reject(id, NVMF_RDMA_STS_INVALID_HRQSIZE);
+        return;
+    }
+    if (pd->hsqsize < 1 || (uint32_t)pd->hsqsize + 1 > t->o.max_queue_depth) {
+        reject(id, NVMF_RDMA_STS_INVALID_HSQSIZE);
+        return;
+    }
+    /* the target issues RDMA READs to the host: the host must take at least one */
+    if (cp->responder_resources == 0) {
+        reject(id, NVMF_RDMA_STS_INVALID_IRD);
+        return;
+    }
+    uint32_t depth = pd->hrqsize < (uint32_t)pd->hsqsize + 1 ? pd->hrqsize : pd->hsqsize + 1u;
+    if (depth > l->dev->max_qp_wr)
+        depth = l->dev->max_qp_wr;
+    uint32_t rd = t->o.max_read_depth;
+    if (rd > cp->responder_resources)
+        rd = cp->responder_resources;
+    if (l->dev->max_rd_atom && rd > l->dev->max_rd_atom)
+        rd = l->dev->max_rd_atom;
+    uint32_t group = t->next_group >= 0 ? (uint32_t)t->next_group % t->o.num_poll_groups
+                                        : t->rr_group++ % t->o.num_poll_groups;
+    if (!l->dev->port_up) {
+        reject(id, NVMF_RDMA_STS_NO_RESOURCES);
+        return;
+    }
+    struct qpair *qp = qpair_create(t, id, (uint32_t)(l - t->listeners), group, depth, rd);
+    if (!qp) {
+        reject(id, NVMF_RDMA_STS_NO_RESOURCES);
+        return;
+    }
+    struct nvmf_rdma_accept_private_data acc = {.recfmt = 0, .crqsize = (uint16_t)depth};
+    struct rdma_conn_param ap = {.private_data = &acc, .private_data_len = sizeof(acc),
+                                 .responder_resources = 0, .initiator_depth = (uint8_t)rd,
+                                 .rnr_retry_count = 7};
+    if (rdma_accept(id, &ap)) {
+        qp->disconnected = true;   /* no connection to tear down through the CM */
+        qp_set_error(t, qp);
+    }
+    t->progress++;
+}
+
+void nrt_set_next_group(struct nrt_transport *t, int group) { t->next_group = group; }
+
+static void qpairs_on_device_to_error(struct nrt_transport *t, struct device *d)
+{
+    for (uint32_t i = 0; i < t->o.max_qpairs; i++)
+        if (t->qpairs[i] && t->qpairs[i]->dev == d)
+            qp_set_error(t, t->qpairs[i]);
+}
+
+static int async_poll(struct nrt_transport *t)
+{
+    int n = 0;
+    for (uint32_t d = 0; d < t->num_devices; d++) {
+        struct device *dev = &t->devices[d];
+        struct ibv_async_event ev;
+        while (ibv_get_async_event(dev->ctx, &ev) == 0) {
+            n++;
+            uint32_t port = 0;
+            for (uint32_t p = 0; p < t->num_ports; p++)
+                if (t->listeners[p].dev == dev)
+                    port = p;
+            switch (ev.event_type) {
+            case IBV_EVENT_PORT_ERR:
+            case IBV_EVENT_DEVICE_FATAL:
+                if (dev->port_up)
+                    async_event(t, NRT_ASYNC_PORT_DOWN, port);
+                dev->port_up = false;
+                qpairs_on_device_to_error(t, dev);
+                break;
+            case IBV_EVENT_PORT_ACTIVE:
+                if (!dev->port_up)
+                    async_event(t, NRT_ASYNC_PORT_UP, port);
+                dev->port_up = true;
+                break;
+            case IBV_EVENT_QP_FATAL:
+            case IBV_EVENT_QP_REQ_ERR:
+            case IBV_EVENT_QP_ACCESS_ERR:
+                if (ev.element.qp && ev.element.qp->qp_context)
+                    qp_set_error(t, ev.element.qp->qp_context);
+                break;
+            default:
+                break;
+            }
+            ibv_ack_async_event(&ev);
+        }
+    }
+    return n;
+}
+
+int nrt_accept_poll(struct nrt_transport *t)
+{
+    int n = async_poll(t);
+    struct rdma_cm_event *ev;
+    while (rdma_get_cm_event(t->cm_channel, &ev) == 0) {
+        n++;
+        void *ctx = ev->id ? ev->id->context : NULL;
+        switch (ev->event) {
+        case RDMA_CM_EVENT_CONNECT_REQUEST:
+            connect_request(t, ev);
+            break;
+        case RDMA_CM_EVENT_DISCONNECTED:
+        case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+            if (ctx && ev->id != ev->listen_id) {
+                struct qpair *qp = ctx;
+                qp->disconnected = true;
+                qp_set_error(t, qp);
+            }
+            break;
+        case RDMA_CM_EVENT_DEVICE_REMOVAL:
+            if (ctx && ev->listen_id == NULL) {
+                bool listener = false;
+                for (uint32_t p = 0; p < t->num_ports; p++)
+                    listener |= t->listeners[p].id == ev->id;
+                if (listener) {
+                    struct listener *l = ctx;
+                    l->dev->port_up = false;
+                    qpairs_on_device_to_error(t, l->dev);
+                } else {
+                    qp_set_error(t, ctx);
+                }
+            }
+            break;
+        default:
+            break;
+        }
+        rdma_ack_cm_event(ev);
+    }
+    return n;
+}
+
+int nrt_qpair_disconnect(struct nrt_transport *t, int id)
+{
+    struct qpair *qp = qpair_lookup(t, id);
+    if (!qp)
+        return nrt_fail(t, NRT_ENOENT, "no qpair %d (never created or already destroyed)", id);
+    if (qp->state == NRT_QP_ERROR)
+        return nrt_fail(t, NRT_ESTATE, "qpair %d is already disconnecting", id);
+    qp_set_error(t, qp);
+    return 0;
+}
+
+int nrt_transport_busy(struct nrt_transport *t)
+{
+    if (nvmf_emu_bdev_pending(t->emu))
+        return 1;
+    for (uint32_t i = 0; i < t->o.num_poll_groups; i++)
+        if (!list_empty(&t->groups[i].pending_buf))
+            return 1;
+    for (uint32_t i = 0; i < t->o.max_qpairs; i++) {
+        struct qpair *qp = t->qpairs[i];
+        if (qp && (qp->state == NRT_QP_ERROR || qp->slots_used || !list_empty(&qp->incoming) ||
+                   !list_empty(&qp->deferred)))
+            return 1;
+    }
+    return 0;
 }
 
 int nrt_qpairs(struct nrt_transport *t, int32_t *out, uint32_t max)
@@ -650,11 +849,13 @@ int nrt_qpair_info(struct nrt_transport *t, int id, struct nrt_qpair_info *o)
         return nrt_fail(t, NRT_ENOENT, "no qpair %d (never created or destroyed)", id);
     memset(o, 0, sizeof(*o));
     o->id = qp->id;
-    o->qid = qp->qid;
     o->group = qp->group;
     o->port = qp->port;
     o->state = qp->state;
-    o->cntlid = qp->ctrlr ? (uint32_t)(qp->ctrlr - t->ctrlrs) + 1 : 0;
+    o->cntlid = qp->emu.connected ? qp->emu.cntlid : 0;
+    o->qid = qp->emu.qid;
+    o->qp_num = qp->qp_num;
+    o->signaled_outstanding = qp->signaled_outstanding;
     o->depth = qp->depth;
     o->max_read_depth = qp->max_read_depth;
     o->max_send_depth = qp->max_send_depth;
@@ -676,22 +877,13 @@ int nrt_qpair_info(struct nrt_transport *t, int id, struct nrt_qpair_info *o)
         }
         switch (qp->recvs[i].state) {
         case RECV_POSTED: o->recv_posted++; break;
-        case RECV_IN_CQ: case RECV_INCOMING: o->recv_in_cq++; break;
+        case RECV_INCOMING: case RECV_DEFERRED: o->recv_in_cq++; break;
         case RECV_HELD: o->recv_held++; break;
         default: o->recv_idle++; break;
-        }
-        switch (qp->hslots[i].state) {
-        case HS_ON_WIRE: o->wire_h2t++; o->host_outstanding++; break;
-        case HS_DELIVERED: o->host_outstanding++; break;
-        case HS_ANSWERED: o->host_outstanding++; break;
-        default: break;
         }
     }
     o->slots_used = qp->slots_used;   /* the target's own count, against the states above */
     o->slots_free = qp->depth - busy;
-    for (struct link *l = qp->t2h.next; l != &qp->t2h; l = l->next)
-        o->wire_t2h++;
-    o->host_unreaped = qp->hr_count;
     return 0;
 }
 
@@ -777,8 +969,6 @@ int nrt_group_stats(struct nrt_transport *t, int group, struct nrt_group_stats *
     struct poll_group *g = &t->groups[group];
     *out = g->stats;
     out->cq_entries = 0;
-    for (struct link *l = g->cq.next; l != &g->cq; l = l->next)
-        out->cq_entries++;
     out->pending_data_buffer = 0;
     for (struct link *l = g->pending_buf.next; l != &g->pending_buf; l = l->next)
         out->pending_data_buffer++;

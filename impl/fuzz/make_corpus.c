@@ -1,17 +1,21 @@
 /*
  * make_corpus.c — writes the seed corpus of the capsule fuzzer (impl/csrc/fuzz_capsule.c).
  *
- *   cc -std=c11 -Iimpl/csrc impl/fuzz/make_corpus.c -o make_corpus && ./make_corpus DIR
+ *   cc -std=gnu11 -Iimpl/csrc impl/fuzz/make_corpus.c -o make_corpus
+ *   ./make_corpus DIR [REGRESSIONS_DIR]
  *
  * Each seed is a short, meaningful program in the format of impl/csrc/fuzz_capsule.h: a
- * valid write, read-back, identify, connect, a raw struct nrt_capsule, faults mid-transfer.
- * Seeds are a starting point only: libFuzzer mutates them, so they need not stay exact
- * when the format grows.  Raw capsules are written with this compiler's struct layout,
- * which is the layout the fuzzer is built with (same header, same ABI).
- * impl/tools/fuzz.sh regenerates the committed copies in impl/fuzz/corpus/ with
- * --regen-corpus.
+ * valid write, read-back, identify, connects (RDMA CM and Fabrics), raw SQE bytes, faults
+ * mid-transfer.  Seeds are a starting point only: libFuzzer mutates them, so they need not
+ * stay exact when the format grows.  Raw capsules are wire bytes (nvmf_wire.h: the layouts
+ * are the specifications', checked by static asserts); raw options are struct nrt_opts as
+ * this compiler lays it out, which is the layout the fuzzer is built with.
+ * With a second directory it also writes the regression inputs (impl/fuzz/regressions/:
+ * programs that once showed a target bug).  impl/tools/fuzz.sh --regen-corpus regenerates
+ * the committed copies of both.
  */
 #include "nrt.h"
+#include "nvmf_wire.h"
 #include "fuzz_capsule.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,15 +53,19 @@ static void raw(struct seed *s, const void *p, size_t n)
         u8(s, ((const uint8_t *)p)[i]);
 }
 
-/* Harness qpair table: 0 = admin, 1 = IO, then any FOP_QP_CREATE'd ones. */
+/* Harness connection table: 0 = admin, 1 = IO, then each FOP_CM_CONNECT's (rejected ones
+ * included). */
 enum { ADMIN = 0, IO = 1 };
 
-static void submit(struct seed *s, unsigned qp, unsigned kind, unsigned layout, unsigned cid,
+/* The harness's CC enable value and property offset (fuzz_capsule.c). */
+#define CC_ENABLE 0x00460001u
+
+static void submit(struct seed *s, unsigned conn, unsigned kind, unsigned layout, unsigned cid,
                    unsigned nsid, unsigned slba, unsigned nlb, unsigned ndesc, unsigned addr,
                    unsigned flags)
 {
     u8(s, FOP_SUBMIT);
-    u8(s, qp);
+    u8(s, conn);
     u8(s, kind);
     u8(s, layout);
     u16(s, cid);
@@ -67,6 +75,16 @@ static void submit(struct seed *s, unsigned qp, unsigned kind, unsigned layout, 
     u8(s, ndesc - 1);
     u16(s, addr);
     u8(s, flags);
+}
+
+/* submit() with FSUB_MUTATE: one field of the built capsule then overwritten */
+static void submit_mutated(struct seed *s, unsigned conn, unsigned kind, unsigned layout,
+                           unsigned cid, unsigned slba, unsigned nlb, unsigned ndesc,
+                           unsigned flags, unsigned field, uint32_t value)
+{
+    submit(s, conn, kind, layout, cid, 1, slba, nlb, ndesc, 0, flags | FSUB_MUTATE);
+    u8(s, field);
+    u32(s, value);
 }
 
 static void op2(struct seed *s, unsigned op, unsigned a, unsigned b)
@@ -83,15 +101,94 @@ static void op1(struct seed *s, unsigned op, unsigned a)
 }
 
 /* Block-device IOs already queued complete (in reverse order), then rounds of: deliver
- * every wire, poll every group; then the host reaps qpairs 0..nqps-1. */
-static void settle(struct seed *s, unsigned rounds, unsigned nqps)
+ * every wire, poll every group; then the host reaps connections 0..nconns-1. */
+static void settle(struct seed *s, unsigned rounds, unsigned nconns)
 {
     op1(s, FOP_STEP, rounds - 1);
     for (unsigned i = 0; i < 4; i++)
         op2(s, FOP_BDEV_COMPLETE, 255, 0);
     op1(s, FOP_STEP, rounds - 1);
-    for (unsigned qp = 0; qp < nqps; qp++)
-        op2(s, FOP_REAP, qp, 16);
+    for (unsigned c = 0; c < nconns; c++)
+        op2(s, FOP_REAP, c, 16);
+}
+
+/* A raw capsule: len wire bytes, with the harness's relocations fix (FRAW_*). */
+static void submit_raw(struct seed *s, unsigned conn, unsigned fix, const void *bytes,
+                       size_t len)
+{
+    u8(s, FOP_SUBMIT_RAW);
+    u8(s, conn);
+    u8(s, fix);
+    u16(s, (unsigned)len);
+    raw(s, bytes, len);
+}
+
+/* An RDMA CM connect with the rig's default parameters for (port, group, qid, depth). */
+static void cm_connect(struct seed *s, unsigned port, unsigned group, unsigned qid,
+                       unsigned depth)
+{
+    u8(s, FOP_CM_CONNECT);
+    u8(s, port);
+    u8(s, group);
+    u8(s, qid);
+    u8(s, depth);
+    u8(s, 0);
+}
+
+/* ... with every private data field and CM depth given */
+static void cm_connect_fields(struct seed *s, unsigned port, unsigned qid, unsigned hrqsize,
+                              unsigned hsqsize, unsigned cntlid, unsigned recfmt,
+                              unsigned pdlen, unsigned ird, unsigned ord)
+{
+    u8(s, FOP_CM_CONNECT);
+    u8(s, port);
+    u8(s, 0);
+    u8(s, qid);
+    u8(s, hrqsize);
+    u8(s, FCM_FIELDS);
+    u16(s, hrqsize);
+    u16(s, hsqsize);
+    u16(s, cntlid);
+    u16(s, recfmt);
+    u8(s, pdlen);
+    u8(s, ird);
+    u8(s, ord);
+}
+
+/* A Fabrics Connect command on conn */
+static void fabrics_connect(struct seed *s, unsigned conn, unsigned qid, unsigned flags,
+                            unsigned sqsize)
+{
+    u8(s, FOP_CONNECT);
+    u8(s, conn);
+    u8(s, qid);
+    u8(s, flags);
+    u8(s, sqsize);
+}
+
+static void workload(struct seed *s, unsigned conn, unsigned write, unsigned ndesc,
+                     unsigned ios, unsigned qd, unsigned blocks)
+{
+    u8(s, FOP_WORKLOAD);
+    u8(s, conn);
+    u8(s, write);
+    u8(s, ndesc - 1);
+    u8(s, ios);
+    u8(s, qd - 1);
+    u8(s, blocks - 1);
+}
+
+static struct nvme_sqe sqe_io(uint8_t opc, uint16_t cid, uint32_t slba, uint32_t nlb)
+{
+    struct nvme_sqe q;
+    memset(&q, 0, sizeof(q));
+    q.opc = opc;
+    q.fuse_psdt = 1u << 6;
+    q.cid = cid;
+    q.nsid = 1;
+    q.cdw10 = slba;
+    q.cdw12 = nlb;
+    return q;
 }
 
 static int write_seed(const char *dir, const char *name, const struct seed *s)
@@ -107,10 +204,38 @@ static int write_seed(const char *dir, const char *name, const struct seed *s)
     return 0;
 }
 
+/* The finding of impl/fuzz/regressions/workload-foreign-cid-uninit-capsule: the workload
+ * driver, run on a connection with a capsule of the host's own outstanding, took that
+ * capsule's response for one of its IOs and resubmitted a capsule it never built.  It must
+ * refuse such a connection (WL-1): here with the READ at the block device, then with its
+ * response received but not reaped; once reaped, the workload runs. */
+static int regressions(const char *dir)
+{
+    struct seed s;
+    memset(&s, 0, sizeof(s));
+    u8(&s, 1);
+    workload(&s, IO, 1, 1, 8, 4, 1);            /* idle: runs */
+    submit(&s, IO, FK_READ, FL_KEYED, 1, 1, 0, 0, 1, 0, 0);
+    u8(&s, FOP_RUN);
+    u8(&s, 2);
+    u8(&s, NRT_EV_DELIVER_H2T);
+    u8(&s, IO);
+    u8(&s, NRT_EV_POLL);
+    u8(&s, 0);
+    workload(&s, IO, 0, 1, 4, 1, 1);            /* READ at the bdev: refused */
+    op2(&s, FOP_BDEV_COMPLETE, 0, 0);
+    op1(&s, FOP_STEP, 1);
+    workload(&s, IO, 0, 1, 4, 1, 1);            /* response not reaped: refused */
+    op2(&s, FOP_REAP, IO, 16);
+    workload(&s, IO, 0, 2, 4, 2, 1);            /* idle again: runs */
+    settle(&s, 2, 2);
+    return write_seed(dir, "workload-foreign-cid-uninit-capsule", &s);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s DIR [REGRESSIONS_DIR]\n", argv[0]);
         return 2;
     }
     const char *dir = argv[1];
@@ -126,36 +251,40 @@ int main(int argc, char **argv)
     settle(&s, 4, 2);
     submit(&s, IO, FK_READ, FL_LIST, 4, 1, 16, 15, 4, 8192, 0);
     submit(&s, IO, FK_READ, FL_KEYED, 5, 1, 0, 7, 1, 32768, 0);
+    submit(&s, IO, FK_WRITE, FL_IN_CAPSULE, 6, 1, 24, 0, 1, 0, FSUB_OFFSET);
+    submit(&s, IO, FK_READ, FL_LIST, 7, 1, 24, 0, 2, 16384, FSUB_OFFSET | FSUB_INVALIDATE);
     settle(&s, 4, 2);
     rc |= write_seed(dir, "seed-write-read-layouts", &s);
 
-    /* admin commands: identify controller and namespace, properties, keep-alive, abort */
+    /* admin commands: identify controller, namespace and list, properties, features,
+     * keep-alive, abort; then a keep-alive expiry (preset 1: 50 ticks, then KATO 101) */
     memset(&s, 0, sizeof(s));
     u8(&s, 1);
-    submit(&s, ADMIN, FK_IDENTIFY, FL_KEYED, 10, 1, 1, 0, 1, 0, 0);   /* CNS 1 */
+    submit(&s, ADMIN, FK_IDENTIFY, FL_KEYED, 10, 1, 1, 0, 1, 0, 0);      /* CNS 1 */
     submit(&s, ADMIN, FK_IDENTIFY, FL_KEYED, 11, 1, 0, 0, 1, 4096, 0);   /* CNS 0 */
-    submit(&s, ADMIN, FK_PROP_GET, FL_KEYED, 12, 0, 0x14, 0, 1, 0, 0);
+    submit(&s, ADMIN, FK_PROP_GET, FL_KEYED, 12, 0, 0x14, 0, 1, 0, 0);   /* CC */
     settle(&s, 3, 1);
-    submit(&s, ADMIN, FK_PROP_SET, FL_KEYED, 13, 0, 0x14, 1, 1, 0, 0);
+    submit(&s, ADMIN, FK_PROP_GET, FL_KEYED, 13, 0, 0, 0, 1, 0, 0);      /* CAP, 8 bytes */
+    submit(&s, ADMIN, FK_IDENTIFY, FL_LIST, 16, 1, 2, 0, 2, 8192, 0);    /* CNS 2 */
+    settle(&s, 3, 1);
+    submit(&s, ADMIN, FK_PROP_SET, FL_KEYED, 13, 0, 0x14, 1, 1, 0, 0);   /* CC.EN again */
+    submit(&s, ADMIN, FK_SET_FEATURES, FL_KEYED, 17, 0, 101, 0, 1, 0, 0);   /* KATO 101 */
+    submit(&s, ADMIN, FK_GET_FEATURES, FL_KEYED, 18, 0, 0, 0, 1, 0, 0);  /* queues */
+    settle(&s, 3, 1);
     submit(&s, ADMIN, FK_KEEP_ALIVE, FL_KEYED, 14, 0, 0, 0, 1, 0, 0);
     submit(&s, ADMIN, FK_ABORT, FL_KEYED, 15, 0, 1, 3, 1, 0, 0);
     settle(&s, 3, 2);
-    op1(&s, FOP_TICK, 200);   /* keep-alive expiry on preset 1 */
+    op1(&s, FOP_TICK, 200);   /* keep-alive expiry */
+    submit(&s, IO, FK_READ, FL_KEYED, 19, 1, 0, 0, 1, 0, 0);
     settle(&s, 2, 2);
     rc |= write_seed(dir, "seed-admin-identify-props", &s);
 
-    /* a third qpair: connect it as IO queue 2 of the controller, then write on it */
+    /* a third connection, on port 1: connect it as IO queue 2 of the controller, then
+     * write on it; then its port goes down */
     memset(&s, 0, sizeof(s));
     u8(&s, 0);
-    u8(&s, FOP_QP_CREATE);
-    u8(&s, 1);   /* port 1 */
-    u8(&s, 0);   /* group 0 */
-    u8(&s, 8);   /* depth */
-    u8(&s, FOP_CONNECT);
-    u8(&s, 2);   /* the new qpair */
-    u8(&s, 2);   /* qid */
-    u8(&s, FCON_CNTLID);
-    u8(&s, 7);   /* sqsize */
+    cm_connect(&s, 1, 0, 2, 8);
+    fabrics_connect(&s, 2, 2, FCON_CNTLID, 7);
     settle(&s, 2, 3);
     submit(&s, 2, FK_WRITE, FL_KEYED, 20, 1, 4, 3, 1, 1024, 0);
     settle(&s, 3, 3);
@@ -163,49 +292,59 @@ int main(int argc, char **argv)
     settle(&s, 2, 3);
     rc |= write_seed(dir, "seed-connect-third-qpair", &s);
 
-    /* a valid read as raw struct nrt_capsule bytes, plus an in-capsule write raw */
+    /* raw wire bytes: a keyed READ (address and key relocated into the host region), an
+     * in-capsule WRITE with its data, a WRITE through a last-segment list 16 bytes into the
+     * capsule, and a READ with reserved fields set */
     memset(&s, 0, sizeof(s));
     u8(&s, 0);
-    struct nrt_capsule c;
-    memset(&c, 0, sizeof(c));
-    c.opcode = NRT_OPC_READ;
-    c.cid = 30;
-    c.nsid = 1;
-    c.slba = 2;
-    c.nlb = 3;
-    c.sgl = (struct nrt_sgl_desc){.addr = 512, .length = 4 * 512, .key = 4097,   /* first region */
-                                  .type = NRT_SGL_TYPE_KEYED_DATA,
-                                  .subtype = NRT_SGL_SUBTYPE_ADDRESS};
-    u8(&s, FOP_SUBMIT_RAW);
-    u8(&s, IO);
-    u16(&s, 0);
-    raw(&s, &c, sizeof(c));
-    memset(&c, 0, sizeof(c));
-    c.opcode = NRT_OPC_WRITE;
-    c.cid = 31;
-    c.nsid = 1;
-    c.nlb = 0;
-    c.sgl = (struct nrt_sgl_desc){.addr = 0, .length = 512, .type = NRT_SGL_TYPE_DATA_BLOCK,
-                                  .subtype = NRT_SGL_SUBTYPE_OFFSET};
-    u8(&s, FOP_SUBMIT_RAW);
-    u8(&s, IO);
-    u16(&s, 512);
-    raw(&s, &c, sizeof(c));
+    uint8_t cap[NVMF_SQE_SIZE + 1024];
+    struct nvme_sqe q = sqe_io(NRT_OPC_READ, 30, 2, 3);
+    nvme_sgl_keyed_set(&q.sgl1.keyed, 512, 4 * 512, 0, NVME_SGL_SUBTYPE_ADDRESS);
+    submit_raw(&s, IO, FRAW_SGL_ADDR | FRAW_SGL_KEY, &q, sizeof(q));
+    q = sqe_io(NRT_OPC_WRITE, 31, 0, 0);
+    q.sgl1.unkeyed.length = 512;
+    q.sgl1.unkeyed.type_subtype = NVME_SGL_TYPE_DATA_BLOCK << 4 | NVME_SGL_SUBTYPE_OFFSET;
+    memcpy(cap, &q, sizeof(q));
     for (int i = 0; i < 512; i++)
-        u8(&s, i * 7);
+        cap[NVMF_SQE_SIZE + i] = (uint8_t)(i * 7);
+    submit_raw(&s, IO, 0, cap, NVMF_SQE_SIZE + 512);
+    q = sqe_io(NRT_OPC_WRITE, 32, 4, 1);
+    q.sgl1.unkeyed.address = 16;
+    q.sgl1.unkeyed.length = 32;
+    q.sgl1.unkeyed.type_subtype = NVME_SGL_TYPE_LAST_SEGMENT << 4 | NVME_SGL_SUBTYPE_OFFSET;
+    memset(cap, 0, sizeof(cap));
+    memcpy(cap, &q, sizeof(q));
+    memset(cap + NVMF_SQE_SIZE, 0xEE, 16);
+    union nvme_sgl_desc list[2];
+    memset(list, 0, sizeof(list));
+    nvme_sgl_keyed_set(&list[0].keyed, 20000, 600, 0, NVME_SGL_SUBTYPE_ADDRESS);
+    nvme_sgl_keyed_set(&list[1].keyed, 10000, 424, 0, NVME_SGL_SUBTYPE_INVALIDATE);
+    memcpy(cap + NVMF_SQE_SIZE + 16, list, sizeof(list));
+    submit_raw(&s, IO, FRAW_LIST, cap, NVMF_SQE_SIZE + 16 + sizeof(list));
+    q = sqe_io(NRT_OPC_READ, 33, 4, 1);
+    q.cdw2 = 0xFFFFFFFF;
+    q.cdw3 = 0x12345678;
+    q.mptr = 0xDEADBEEFCAFEull;
+    q.cdw13 = 0xFF;
+    nvme_sgl_keyed_set(&q.sgl1.keyed, 30000, 1024, 0, NVME_SGL_SUBTYPE_ADDRESS);
+    submit_raw(&s, IO, FRAW_SGL_ADDR | FRAW_SGL_KEY | FRAW_FRESH_CID, &q, sizeof(q));
     settle(&s, 4, 2);
     rc |= write_seed(dir, "seed-raw-read-and-icd-write", &s);
 
-    /* faults mid-transfer: post failures, a qpair error with READs split by read depth,
+    /* faults mid-transfer (preset 2: no in-capsule data, read depth 1, one SGE per WR):
+     * post failures, a remote access error, a qpair error with READs split by read depth,
      * a block-device error, a host disconnect with IO queued; drain-then-destroy */
     memset(&s, 0, sizeof(s));
     u8(&s, 2);
     op2(&s, FOP_FAIL_POSTS, IO, 2);
-    submit(&s, IO, FK_WRITE, FL_LIST, 40, 1, 0, 3, 2, 0, 0);
+    submit(&s, IO, FK_WRITE, FL_KEYED, 40, 1, 0, 3, 1, 0, 0);
     submit(&s, IO, FK_WRITE, FL_KEYED, 41, 1, 4, 3, 1, 8192, 0);
     op2(&s, FOP_DELIVER_H2T, IO, 7);
     op1(&s, FOP_POLL, 2);
     op2(&s, FOP_DELIVER_T2H, IO, 0);
+    op1(&s, FOP_POLL, 2);
+    op2(&s, FOP_REMOTE_ACCESS, IO, 1);
+    op2(&s, FOP_DELIVER_T2H, IO, 1);
     op1(&s, FOP_POLL, 2);
     op1(&s, FOP_QP_ERROR, IO);
     op2(&s, FOP_BDEV_INJECT, 1, 1);
@@ -228,46 +367,56 @@ int main(int argc, char **argv)
     op1(&s, FOP_POLL, 1);
     rc |= write_seed(dir, "seed-abrupt-destroy", &s);
 
-    /* malformed: too many descriptors, LBA out of range, unaligned length, bad SGL type,
-     * bad key */
+    /* malformed (preset 3: 8 descriptors, 2 KiB in capsule): too many descriptors, LBA out
+     * of range, unaligned length, a segment SGL, PSDT 00b, FUSE set, a reserved dword, a
+     * zero-length and a mistyped list entry, list and data offsets past the capsule, an
+     * unknown and a bidirectional opcode; last, a bad key fails the RDMA READ (the qpair
+     * goes to error) and a capsule shorter than an SQE breaks the admin connection */
     memset(&s, 0, sizeof(s));
     u8(&s, 3);
     submit(&s, IO, FK_READ, FL_LIST, 61, 1, 0, 15, 16, 0, 0);
     submit(&s, IO, FK_READ, FL_KEYED, 62, 1, 64, 0, 1, 0, 0);
     submit(&s, IO, FK_WRITE, FL_KEYED, 63, 1, 0, 1, 3, 0, FSUB_RAW_LENGTH);
-    submit(&s, IO, FK_WRITE, FL_KEYED, 64, 1, 0, 0, 1, 0, FSUB_MUTATE);
-    u8(&s, FM_SGL_TYPE);
-    u32(&s, 0x2);
+    submit_mutated(&s, IO, FK_WRITE, FL_KEYED, 64, 0, 0, 1, 0, FM_SGL_TYPE, NVME_SGL_TYPE_SEGMENT);
+    submit_mutated(&s, IO, FK_READ, FL_KEYED, 65, 0, 0, 1, 0, FM_FUSE_PSDT, 0x00);
+    submit_mutated(&s, IO, FK_READ, FL_KEYED, 66, 0, 0, 1, 0, FM_FUSE_PSDT, 0x41);
     settle(&s, 4, 2);
-    /* last: a bad key fails the RDMA READ, which puts the qpair in error */
+    submit_mutated(&s, IO, FK_READ, FL_KEYED, 67, 0, 0, 1, 0, FM_BYTE, 0xFF << 8 | 9);
+    submit_mutated(&s, IO, FK_WRITE, FL_LIST, 68, 0, 1, 2, 0, FM_LIST_LENGTH, 0);
+    submit_mutated(&s, IO, FK_WRITE, FL_LIST, 69, 0, 1, 2, 0, FM_LIST_TYPE, 0x01 << 4 | 1);
+    submit_mutated(&s, IO, FK_WRITE, FL_LIST, 70, 0, 1, 2, 0, FM_SGL_ADDR, 2000);
+    submit_mutated(&s, IO, FK_WRITE, FL_IN_CAPSULE, 71, 0, 0, 1, FSUB_OFFSET, FM_SGL_ADDR,
+                   4000);
+    submit_mutated(&s, IO, FK_READ, FL_KEYED, 72, 0, 0, 1, 0, FM_OPCODE, 0x55);
+    submit_mutated(&s, IO, FK_READ, FL_KEYED, 73, 0, 0, 1, 0, FM_OPCODE, 0x03);
+    submit_mutated(&s, IO, FK_WRITE, FL_KEYED, 74, 0, 0, 1, 0, FM_SGL_LENGTH, 0);
+    settle(&s, 4, 2);
     submit(&s, IO, FK_WRITE, FL_KEYED, 60, 1, 0, 0, 1, 0, FSUB_BAD_KEY);
+    submit_mutated(&s, ADMIN, FK_KEEP_ALIVE, FL_KEYED, 75, 0, 0, 1, 0, FM_CAPLEN, 40);
     settle(&s, 4, 2);
     rc |= write_seed(dir, "seed-malformed", &s);
 
-    /* the C workload driver and nrt_run micro-events */
+    /* the C workload driver on an idle connection, then nrt_rig_run micro-events */
     memset(&s, 0, sizeof(s));
     u8(&s, 1);
-    u8(&s, FOP_WORKLOAD);
-    u8(&s, IO);
-    u8(&s, 1);    /* write */
-    u8(&s, 1);    /* 2 descriptors */
-    u8(&s, 8);    /* IOs */
-    u8(&s, 3);    /* queue depth 4 */
-    u8(&s, 0);    /* 1 block each */
+    workload(&s, IO, 1, 2, 8, 4, 1);
     submit(&s, IO, FK_READ, FL_KEYED, 70, 1, 0, 0, 1, 0, 0);
     u8(&s, FOP_RUN);
-    u8(&s, 5);
+    u8(&s, 6);
     u8(&s, NRT_EV_DELIVER_H2T);
-    u8(&s, 1);
+    u8(&s, IO);
     u8(&s, NRT_EV_POLL);
     u8(&s, 0);
-    u8(&s, NRT_EV_DELIVER_T2H);
-    u8(&s, 1);
     u8(&s, NRT_EV_BDEV);
     u8(&s, 0);
+    u8(&s, NRT_EV_DELIVER_T2H);
+    u8(&s, IO);
     u8(&s, NRT_EV_TICK);
     u8(&s, 3);
+    u8(&s, NRT_EV_ACCEPT);
+    u8(&s, 0);
     settle(&s, 3, 2);
+    workload(&s, IO, 0, 4, 15, 8, 2);
     rc |= write_seed(dir, "seed-workload-and-run", &s);
 
     /* options: a small accepted set, then the same with io_unit_size 0 (refused) and a
@@ -324,5 +473,84 @@ int main(int argc, char **argv)
     op1(&s, FOP_STEP, 7);
     settle(&s, 4, 2);
     rc |= write_seed(dir, "seed-burst-exhausts-buffers", &s);
+
+    /* RDMA CM connect requests (preset 0: queues of 8, 8 qpairs): short private data, a
+     * bad RECFMT, QID, HRQSIZE and HSQSIZE, no responder resources, raw private data, a
+     * port that does not exist, a queue deeper than the target's; then one accepted, and
+     * Fabrics Connects on it that must fail (unknown or other subsystem, other host, other
+     * host id, short data, QID beyond the granted queues, SQSIZE 0 or beyond the
+     * negotiated depth) before an admin Connect makes it a second association's queue and
+     * a second Connect is out of sequence */
+    memset(&s, 0, sizeof(s));
+    u8(&s, 0);
+    cm_connect_fields(&s, 1, 1, 4, 3, 0, 0, 16, 16, 16);     /* conn 2: 16 bytes */
+    cm_connect_fields(&s, 1, 1, 4, 3, 0, 1, 32, 16, 16);     /* conn 3: RECFMT 1 */
+    cm_connect(&s, 1, 0, 200, 4);                            /* conn 4: QID 200 */
+    cm_connect_fields(&s, 1, 1, 1, 3, 0, 0, 32, 16, 16);     /* conn 5: HRQSIZE 1 */
+    cm_connect_fields(&s, 1, 1, 4, 0, 0, 0, 32, 16, 16);     /* conn 6: HSQSIZE 0 */
+    cm_connect_fields(&s, 1, 1, 4, 3, 0, 0, 32, 16, 0);      /* conn 7: no responder res. */
+    u8(&s, FOP_CM_CONNECT);                                  /* conn 8: raw, HRQSIZE FFFFh */
+    u8(&s, 1);
+    u8(&s, 0);
+    u8(&s, 1);
+    u8(&s, 4);
+    u8(&s, FCM_RAW);
+    u8(&s, 32);
+    struct nvmf_rdma_request_private_data pd = {.recfmt = 0, .qid = 1, .hrqsize = 0xFFFF,
+                                                .hsqsize = 3, .cntlid = 0};
+    uint8_t pdraw[56];
+    memset(pdraw, 0x5A, sizeof(pdraw));
+    memcpy(pdraw, &pd, sizeof(pd));
+    raw(&s, pdraw, sizeof(pdraw));
+    cm_connect(&s, 2, 0, 1, 4);                              /* no port 2: no connection */
+    cm_connect(&s, 1, 0, 1, 9);                              /* conn 9: deeper than 8 */
+    cm_connect(&s, 1, 1, 1, 4);                              /* conn 10: accepted */
+    fabrics_connect(&s, 10, 1, FCON_CNTLID | FCON_BAD_SUBSYS, 3);
+    fabrics_connect(&s, 10, 1, FCON_CNTLID | FCON_SUB1, 3);
+    fabrics_connect(&s, 10, 1, FCON_CNTLID | FCON_BAD_HOST, 3);
+    settle(&s, 2, 11);   /* the host keeps at most 4 capsules outstanding here */
+    fabrics_connect(&s, 10, 1, FCON_CNTLID | FCON_HOSTID, 3);
+    fabrics_connect(&s, 10, 1, FCON_CNTLID | FCON_SHORT | FCON_KEYED, 3);
+    fabrics_connect(&s, 10, 9, FCON_CNTLID, 3);
+    settle(&s, 2, 11);
+    fabrics_connect(&s, 10, 1, FCON_CNTLID, 0);
+    fabrics_connect(&s, 10, 1, FCON_CNTLID, 4);
+    fabrics_connect(&s, 10, 0, FCON_KEYED | FCON_KATO, 3);
+    settle(&s, 2, 11);
+    fabrics_connect(&s, 10, 0, 0, 3);
+    settle(&s, 2, 11);
+    rc |= write_seed(dir, "seed-cm-connect-private-data", &s);
+
+    /* fabric faults (preset 3): RNR on the response SEND, the host region deregistered
+     * under an RDMA READ, a device removed under a connection, a port down with IO
+     * outstanding, a connect to a down port, then up and connected again */
+    memset(&s, 0, sizeof(s));
+    u8(&s, 3);
+    cm_connect(&s, 1, 0, 2, 8);                              /* conn 2 on port 1 */
+    fabrics_connect(&s, 2, 2, FCON_CNTLID, 7);
+    settle(&s, 2, 3);
+    submit(&s, IO, FK_READ, FL_KEYED, 80, 1, 0, 0, 1, 0, 0);   /* 4 KiB blocks here */
+    op2(&s, FOP_RNR, IO, 1);
+    settle(&s, 2, 3);
+    submit(&s, 2, FK_WRITE, FL_KEYED, 81, 1, 0, 0, 1, 0, 0);
+    op2(&s, FOP_DELIVER_H2T, 2, 0);
+    op1(&s, FOP_POLL, 0);
+    u8(&s, FOP_MR_CYCLE);
+    op2(&s, FOP_DELIVER_T2H, 2, 0);
+    op1(&s, FOP_POLL, 0);
+    submit(&s, 2, FK_WRITE, FL_KEYED, 82, 1, 4, 0, 1, 0, 0);
+    op2(&s, FOP_DELIVER_H2T, 2, 0);
+    op1(&s, FOP_DEVICE_REMOVE, 1);
+    submit(&s, ADMIN, FK_KEEP_ALIVE, FL_KEYED, 83, 0, 0, 0, 1, 0, 0);
+    op1(&s, FOP_PORT_DOWN, 0);
+    cm_connect(&s, 0, 0, 0, 4);                              /* conn 3: port down */
+    op1(&s, FOP_PORT_UP, 0);
+    cm_connect(&s, 0, 0, 0, 4);                              /* conn 4 */
+    fabrics_connect(&s, 4, 0, 0, 3);
+    settle(&s, 3, 5);
+    rc |= write_seed(dir, "seed-fabric-faults", &s);
+
+    if (argc == 3)
+        rc |= regressions(argv[2]);
     return rc;
 }

@@ -6,8 +6,8 @@
 #   -t SECONDS        total fuzzing time (default: $FUZZ_TIME, else 60)
 #   --coverage        afterwards, replay the corpus through a source-coverage build and print
 #                     llvm-cov's per-file line/branch coverage of impl/csrc (fuzz_* excluded)
-#   --regen-corpus    rewrite the committed seeds impl/fuzz/corpus/ from impl/fuzz/make_corpus.c
-#                     and exit
+#   --regen-corpus    rewrite the committed seeds impl/fuzz/corpus/ and regression inputs
+#                     impl/fuzz/regressions/ from impl/fuzz/make_corpus.c and exit
 #   --replay FILE...  run the fuzzer binary once on each FILE (a crash reproducer) and exit
 #   --msan PATH...    replay files (or every file of directories) through a MemorySanitizer
 #                     build of the harness: uninitialised reads, which ASan cannot see; stops
@@ -47,17 +47,19 @@ done
 command -v "$CC" >/dev/null || die "$CC not found: install clang (Debian: apt-get install clang)"
 mkdir -p "$OUT/corpus" "$OUT/artifacts" "$OUT/seeds"
 CSRC="$ROOT/impl/csrc"
-SOURCES=()
+TARGET_SOURCES=()   # the target and the rig: what --coverage reports on
 for f in "$CSRC"/*.c; do
-    [[ "$(basename "$f")" == fuzz_* ]] || SOURCES+=("$f")
+    [[ "$(basename "$f")" == fuzz_* ]] || TARGET_SOURCES+=("$f")
 done
-CFLAGS=(-std=c11 -g -O1 -Wall -Wextra -fno-strict-aliasing -fno-omit-frame-pointer -I"$CSRC")
+# ... plus simverbs, the simulated RDMA provider the target's verbs calls run on
+SOURCES=("${TARGET_SOURCES[@]}" "$ROOT"/impl/simverbs/*.c)
+CFLAGS=(-std=gnu11 -g -O1 -Wall -Wextra -fno-strict-aliasing -fno-omit-frame-pointer -I"$CSRC")
 
 # The seed generator (plain C, any compiler).
 "$CC" "${CFLAGS[@]}" -Werror "$ROOT/impl/fuzz/make_corpus.c" -o "$OUT/make_corpus"
 if ((REGEN)); then
     rm -f "$ROOT"/impl/fuzz/corpus/seed-*
-    "$OUT/make_corpus" "$ROOT/impl/fuzz/corpus"
+    "$OUT/make_corpus" "$ROOT/impl/fuzz/corpus" "$ROOT/impl/fuzz/regressions"
     exit 0
 fi
 rm -f "$OUT"/seeds/*
@@ -130,7 +132,7 @@ if ((COVERAGE)); then
         "$OUT/corpus" "$ROOT/impl/fuzz/corpus" "$OUT/seeds" >/dev/null 2>&1 || true
     "$PROFDATA" merge -sparse "$OUT"/cov-*.profraw -o "$OUT/cov.profdata"
     "$COV" report "$OUT/fuzz_capsule_cov" -instr-profile="$OUT/cov.profdata" \
-        "${SOURCES[@]}" | tee "$OUT/coverage.txt"
+        "${TARGET_SOURCES[@]}" | tee "$OUT/coverage.txt"
 fi
 
 if ((${#artifacts[@]})) && ((rc == 0)); then

@@ -5,9 +5,9 @@
 #      installed impl._nrt (tox -e valgrind builds it -O1 -g into .tox/valgrind; the source
 #      tree's in-place .so is neither used nor touched).  PYTHONMALLOC=malloc; CPython/cffi
 #      noise is filtered by impl/tools/valgrind-python.supp (each entry explained there).
-#   2. c: the fuzz harness (impl/csrc/fuzz_capsule.c, standalone replay build, gcc -O1 -g)
-#      over the seed corpus impl/fuzz/corpus/ (+ any MEMCHECK_CORPUS dirs), pure C, with no
-#      suppressions at all and every leak kind counted.
+#   2. c: the fuzz harness (impl/csrc/fuzz_capsule.c with the target, the rig and simverbs,
+#      standalone replay build, gcc -O1 -g) over the seed corpus impl/fuzz/corpus/ (+ any
+#      MEMCHECK_CORPUS dirs), pure C, with no suppressions at all and every leak kind counted.
 #
 # Usage: impl/tools/memcheck.sh [pytest args for phase 1]
 #   PYTHON=...            the python whose site-packages hold impl._nrt (default: python)
@@ -68,11 +68,11 @@ fi
 if [[ " $PHASES " == *" c "* ]]; then
     echo "=== phase c: valgrind fuzz_capsule (standalone replay) over the seed corpus"
     command -v gcc >/dev/null || die "gcc not found"
-    sources=()
+    sources=("$ROOT"/impl/simverbs/*.c)
     for f in "$ROOT"/impl/csrc/*.c; do
         [[ "$(basename "$f")" == fuzz_* ]] || sources+=("$f")
     done
-    gcc -std=c11 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing -DNRT_FUZZ_STANDALONE \
+    gcc -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-strict-aliasing -DNRT_FUZZ_STANDALONE \
         -I"$ROOT/impl/csrc" "${sources[@]}" "$ROOT/impl/csrc/fuzz_capsule.c" -o "$WORK/fuzz_replay"
     inputs=("$ROOT"/impl/fuzz/corpus/*)
     for d in ${MEMCHECK_CORPUS:-}; do   # absolute, or relative to the cwd or the tree

@@ -26,6 +26,7 @@ from impl import (
     Status,
     Transport,
     connect_capsule,
+    enable_capsule,
     in_capsule,
     keyed,
 )
@@ -186,11 +187,13 @@ def build(block_size: int = 512, num_blocks: int = 2048, io_depth: int = 8,
     ns = t.add_namespace(sub, block_size, num_blocks)
     key = t.register_memory(MR_SIZE)
     admin = t.create_qpair(port, admin_group, 4)
-    io = t.create_qpair(port, io_group, io_depth)
+    io = t.create_qpair(port, io_group, io_depth, qid=1)
     rig = Rig(t, port, sub, ns, key, admin, io, 0, block_size, num_blocks)
     rsp = rig.run_one(admin, connect_capsule(rig.cid(), sub, qid=0, sqsize=3))
     assert rsp.status == Status.SUCCESS and rsp.result >= 1
     rig.cntlid = rsp.result
+    rsp = rig.run_one(admin, enable_capsule(rig.cid()))
+    assert rsp.status == Status.SUCCESS
     rsp = rig.run_one(io, connect_capsule(rig.cid(), sub, qid=1, cntlid=rig.cntlid,
                                           sqsize=io_depth - 1))
     assert rsp.status == Status.SUCCESS and rsp.result == rig.cntlid
