@@ -15,8 +15,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from impl import (
+    ConnInfo,
     DestroyReport,
     DrainResult,
+    GroupStats,
     Options,
     PoolCounts,
     QpairInfo,
@@ -28,6 +30,7 @@ from impl import (
     Status,
     TargetError,
 )
+from impl.wire import CM_ACCEPT_SIZE, CM_REJECT_SIZE, RDMA_REJECT_NAMES
 
 S = ReqState
 
@@ -321,6 +324,32 @@ def qpair_released(q: QpairInfo | None, what: str) -> None:
                        f"with {q.slots_used} request(s) after liveness mode")
 
 
+# ------------------------------------------------------------------------------ STATS
+
+
+def group_stats_agree(group: int, stats: GroupStats, polls: int, idle_polls: int,
+                      reaped: int, need_buffer: int, qpairs: int) -> None:
+    """STATS-1: a poll group's stats (the ``nvmf_get_stats`` counters users diagnose hangs
+    from) agree with what the harness saw: the polls it made and what they returned, the
+    requests it sees waiting for buffers, the qpairs it sees on the group."""
+    for name, reported, seen in (("polls", stats.polls, polls),
+                                 ("idle_polls", stats.idle_polls, idle_polls),
+                                 ("completions", stats.completions, reaped),
+                                 ("pending_data_buffer", stats.pending_data_buffer, need_buffer),
+                                 ("num_qpairs", stats.num_qpairs, qpairs)):
+        if reported != seen:
+            fail("STATS-1", f"poll group {group} reports {name} = {reported}, but the harness "
+                            f"saw {seen}")
+
+
+def completions_accounted(reaped: int, generated: int) -> None:
+    """STATS-1: at quiescence every work completion the fabric generated for the target's
+    queue pairs has been reaped, and the groups' completion counters say so."""
+    if reaped != generated:
+        fail("STATS-1", f"the poll groups report {reaped} completions reaped, but the fabric "
+                        f"generated {generated} for the target's queue pairs")
+
+
 # -------------------------------------------------------------------------------- ERR
 
 
@@ -333,12 +362,14 @@ def _status(status: int) -> str:
 
 def malformed_answered(kind: str, qpair: int, cid: int, responses: Iterable[Response],
                        allowed: Iterable[int], before: QpairInfo,
-                       after: QpairInfo | None) -> None:
+                       after: QpairInfo | None, state_after: int | None = None) -> None:
     """ERR-1: a malformed capsule gets exactly one response, with its CID and the status
     documented for its ``kind`` (``allowed``: the expected one first, then alternatives the
     spec leaves room for), and releases everything it held: the qpair stays in the state it
-    was in, with every request slot free, every receive re-posted and nothing outstanding.
-    ``responses`` is everything reaped from the qpair once the target was quiescent."""
+    was in (or goes to ``state_after``, for a kind whose command is valid enough to connect
+    its queue), with every request slot free, every receive re-posted and nothing
+    outstanding.  ``responses`` is everything reaped from the qpair once the target was
+    quiescent."""
     allowed = tuple(allowed)
     want = " or ".join(_status(s) for s in allowed)
     what = f"{kind} on qpair {qpair} CID {cid}"
@@ -357,9 +388,13 @@ def malformed_answered(kind: str, qpair: int, cid: int, responses: Iterable[Resp
         fail("ERR-1", f"{what} answered {_status(rsp.status)}, expected {want}")
     if after is None:
         fail("ERR-1", f"{what}: the qpair was destroyed (was {_name(before.state, QpState)})")
-    if after.state != before.state:
+    want_state = before.state if state_after is None else state_after
+    if after.state != want_state:
         fail("ERR-1", f"{what}: qpair went {_name(before.state, QpState)} -> "
-                      f"{_name(after.state, QpState)}; a command error must not change it")
+                      f"{_name(after.state, QpState)}, expected "
+                      f"{_name(want_state, QpState)}"
+                      + ("; a command error must not change it"
+                         if want_state == before.state else ""))
     busy = after.depth - after.req_states[S.FREE]
     if after.slots_used or busy or after.host_outstanding or after.host_unreaped:
         fail("ERR-1", f"{what}: still holds {after.slots_used} request slot(s) "
@@ -388,3 +423,103 @@ def call_refused(kind: str, error: BaseException | None, code: int,
     if not error.message.strip() or missing:
         fail("ERR-1", f"{kind}: refusal message {error.message!r} does not say "
                       f"{' / '.join(missing) or 'anything'}")
+
+
+# ------------------------------------------------------------------------------- CONN
+
+#: Status of a Connect that names a parameter the target does not have (SCT 1h, SC 82h).
+CONNECT_INVALID_PARAMETERS = 0x0182
+#: The CNTLIDs a controller of the dynamic model may get (FFF0h..FFFFh are reserved).
+CNTLID_MAX = 0xFFEF
+
+
+def _cm(outcome: int | str) -> str:
+    if outcome == "accept":
+        return "accept"
+    return f"reject STS {outcome:02X}h {RDMA_REJECT_NAMES.get(int(outcome), 'unknown')}"
+
+
+def connect_answered(kind: str, allowed: Iterable[int | str], info: ConnInfo, depth: int,
+                     ird: int, qpair: QpairInfo | None = None) -> None:
+    """CONN-1: an RDMA CM connect request gets the answer NVMe/RDMA 1.0 3.3 gives it.
+
+    ``allowed`` lists the outcomes the request may get: ``"accept"`` and/or reject STS
+    values (figure 6).  Accepted: RECFMT 0 and the 32 bytes of accept private data (figure
+    5), CRQSIZE = ``depth``, the negotiated depth (min(HRQSIZE, HSQSIZE + 1, the target's
+    maximum queue depth)), a target qpair of that depth (``qpair``, when given), and no more
+    outstanding RDMA READs asked of the host (its responder resources) than the ``ird`` it
+    offered.  Rejected: the reject private data with RECFMT 0 and an allowed STS, and no
+    target qpair left behind."""
+    allowed = tuple(allowed)
+    want = " or ".join(_cm(o) for o in allowed)
+    what = f"{kind} connect (connection {info.conn})"
+    if info.state == ConnInfo.ESTABLISHED:
+        if "accept" not in allowed:
+            fail("CONN-1", f"{what} was accepted with CRQSIZE {info.crqsize}, expected {want}")
+        if info.accept_len < CM_ACCEPT_SIZE or info.accept_recfmt != 0:
+            fail("CONN-1", f"{what}: accept private data of {info.accept_len} bytes with "
+                           f"RECFMT {info.accept_recfmt}, expected {CM_ACCEPT_SIZE} with RECFMT 0")
+        if info.crqsize != depth:
+            fail("CONN-1", f"{what}: CRQSIZE {info.crqsize}, the negotiated depth is {depth}")
+        if info.qpair < 0 or (qpair is not None and qpair.depth != info.crqsize):
+            fail("CONN-1", f"{what}: accepted with CRQSIZE {info.crqsize} but the target "
+                           + ("has no qpair for it" if info.qpair < 0 or qpair is None
+                              else f"qpair {qpair.id} has depth {qpair.depth}"))
+        if info.responder_resources > ird:
+            fail("CONN-1", f"{what}: the target may have {info.responder_resources} RDMA "
+                           f"READs outstanding, the host offered IRD {ird} (its responder "
+                           f"resources)")
+    elif info.state == ConnInfo.REJECTED:
+        if info.accept_len < CM_REJECT_SIZE:
+            fail("CONN-1", f"{what}: rejected with {info.accept_len} bytes of private data, "
+                           f"expected the {CM_REJECT_SIZE}-byte NVMe/RDMA reject ({want})")
+        if info.reject_sts not in allowed:
+            fail("CONN-1", f"{what} was rejected with {_cm(info.reject_sts)}, expected {want}")
+        if info.reject_recfmt != 0:
+            fail("CONN-1", f"{what}: reject RECFMT {info.reject_recfmt}, expected 0")
+        if info.qpair >= 0:
+            fail("CONN-1", f"{what} was rejected but target qpair {info.qpair} exists")
+    else:
+        fail("CONN-1", f"{what} was neither accepted nor rejected (connection state "
+                       f"{info.state}), expected {want}")
+
+
+def connect_refused(what: str, rsp: Response | None, in_data: bool, offset: int) -> None:
+    """CONN-1: a Connect naming something the target does not have (a SUBNQN of no
+    subsystem, the CNTLID of no live controller) is answered Connect Invalid Parameters
+    (SCT 1h, SC 82h), with CQE dword 0 naming the parameter: IATTR (bit 16) 1 if it is in
+    the Connect data, 0 in the SQE, and IPO (bits 15:0) its byte offset there (NVMe-oF 1.1
+    3.3, figure 21)."""
+    if rsp is None:
+        fail("CONN-1", f"{what}: no response")
+    if rsp.status != CONNECT_INVALID_PARAMETERS:
+        fail("CONN-1", f"{what} answered {_status(rsp.status)}, expected 0x0182 Connect "
+                       f"Invalid Parameters")
+    iattr, ipo = (rsp.result >> 16) & 1, rsp.result & 0xFFFF
+    if iattr != int(in_data) or ipo != offset:
+        where = "data" if in_data else "SQE"
+        fail("CONN-1", f"{what}: Connect Invalid Parameters names IATTR {iattr} IPO {ipo}, "
+                       f"expected the parameter at byte {offset} of the Connect {where} "
+                       f"(IATTR {int(in_data)} IPO {offset})")
+
+
+def connect_joined(what: str, rsp: Response | None, cntlid: int | None,
+                   qpair: QpairInfo | None = None) -> None:
+    """CONN-1: a valid Connect succeeds, with the controller's CNTLID in CQE dword 0 bits
+    15:0 (NVMe-oF 1.1 3.3, figure 21): for an admin queue (``cntlid`` None) a new controller
+    of the dynamic model (CNTLID 0..FFEFh); for an I/O queue the CNTLID its data named, the
+    live controller it joined, and the target's qpair (``qpair``, when given) belongs to that
+    controller."""
+    if rsp is None:
+        fail("CONN-1", f"{what}: no response")
+    if rsp.status != Status.SUCCESS:
+        fail("CONN-1", f"{what} answered {_status(rsp.status)}, expected success")
+    got = rsp.result & 0xFFFF
+    if cntlid is None and got > CNTLID_MAX:
+        fail("CONN-1", f"{what}: controller ID {got:#06x} is not one of the dynamic model "
+                       f"(0..{CNTLID_MAX:#06x})")
+    if cntlid is not None and got != cntlid:
+        fail("CONN-1", f"{what}: joined controller {got:#06x}, the Connect named {cntlid:#06x}")
+    if qpair is not None and qpair.cntlid != got:
+        fail("CONN-1", f"{what}: the response says controller {got:#06x}, the target's qpair "
+                       f"{qpair.id} belongs to {qpair.cntlid:#06x}")

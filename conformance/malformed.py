@@ -1,13 +1,22 @@
-"""The ERR-1 driver: send one malformed capsule to a fresh target and record what happened.
+"""The ERR-1 driver: send one malformed capsule, as bytes on the wire, to a fresh target and
+record what happened.
 
 :func:`run_malformed` builds a small transport (one port, one subsystem with the namespace
-under test, one host memory region, a connected admin qpair and two connected IO qpairs, plus
-a fresh unconnected qpair for the ``*_unconnected`` queue states), builds the well-formed base
-command a :class:`~strategies.types.Malformed` names (the table in
-:mod:`strategies.malformed`), applies its ``setup`` and ``capsule_overrides``, submits it and
-drains the target.  Then it shows the target keeps serving: a well-formed command on the
-same qpair (if it is still live; a valid CONNECT first if it was never connected) and a
-write + read round trip on the *other* IO qpair.  Finally it destroys the transport.
+under test, host memory for keyed descriptors) and connects to it as a host does: the admin
+queue (RDMA CM connect with QID 0, Fabrics Connect), Property Set CC.EN = 1 (NVMe Base 2.0
+3.5.1), Get Features Number of Queues and Identify Controller (what the host learns: the
+I/O queues it may create, NN), then two I/O queues (CM connect with their QID, Connect with
+the controller's CNTLID).  Kinds sent to an unconnected queue get one more CM connection at
+the target's maximum queue depth (QID 0 for ``admin_unconnected``, the next free QID for
+``io_unconnected``), left without a Fabrics Connect.
+
+Then it asks its caller for the malformed capsule (``strategies.malformed`` draws it from
+what the host now knows, :class:`~strategies.malformed.ErrContext`), sends its bytes as one
+host SEND (a Connect whose 1024 bytes of data do not fit the in-capsule area goes with a
+keyed SGL to the data in host memory, as a host sends it), drains the target, and shows it
+keeps serving: a well-formed command on the same qpair (a valid Connect first if the queue
+is still unconnected) and a write + read round trip on the *other* I/O queue.  Finally it
+destroys the transport.
 
 It returns an :class:`Outcome` and decides nothing: ``conformance/test_err.py`` hands the
 outcome to :mod:`conformance.checks`.
@@ -15,7 +24,7 @@ outcome to :mod:`conformance.checks`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,7 +34,6 @@ from impl import (
     Capsule,
     DestroyReport,
     DrainResult,
-    FabricsType,
     Opcode,
     Options,
     PoolCounts,
@@ -36,52 +44,40 @@ from impl import (
     Status,
     Transport,
     connect_capsule,
+    enable_capsule,
     keyed,
 )
-from impl.nvme import (
-    SGL_SUBTYPE_ADDRESS,
-    SGL_SUBTYPE_OFFSET,
-    SGL_TYPE_DATA_BLOCK,
-    SGL_TYPE_KEYED_DATA,
-    SGL_TYPE_LAST_SEGMENT,
-    ErrorCode,
-)
-from strategies.types import Malformed, Namespace, TransportOptions
+from impl import wire as W
+from impl.nvme import SGL_SUBTYPE_OFFSET, SGL_TYPE_DATA_BLOCK, ErrorCode
+from impl.target import HOST_ID, HOST_NQN, SUBSYSTEM_NQN
+from strategies.malformed import CONNECTS, KINDS, SETUP, ErrContext, feasible_kinds
+from strategies.types import Namespace, TransportOptions
+from strategies.wire import MalformedCapsule, Region, WireLimits
 
-#: Bytes of the identify data the ``identify`` base asks for.
+#: Bytes of the identify data the host reads at setup.
 IDENTIFY_BYTES = 4096
-#: CC with EN=1, IOSQES=6, IOCQES=4 (``strategies.nvme.CC_ENABLE``).
-CC_ENABLE = 0x0046_0001
 #: Drain bound per phase; every phase here is a handful of commands.
 DRAIN_ROUNDS = 200
+#: Get Features feature identifier: Number of Queues (NVMe Base 2.0 5.21.1.7).
+FID_NUMBER_OF_QUEUES = 0x07
+#: Identify Controller: NN, the number of namespaces (bytes 519:516).
+NN_OFFSET = 516
+#: SGL1 of a command whose opcode has a direction but which moves no data (Get Features
+#: Number of Queues): a keyed data block of length 0, as Linux's host sends it.
+NO_DATA = W.SglDescriptor(0, 0, 0, W.SGL_TYPE_KEYED_DATA, W.SGL_SUBTYPE_ADDRESS)
 
-_CONNECT_BASES = ("connect_admin", "connect_io")
-_CAPSULE_FIELDS = ("opcode", "cid", "nsid", "slba", "nlb", "fctype", "cdw10", "value", "qid",
-                   "cntlid", "subsystem", "sqsize", "kato")
-
-
-@dataclass(frozen=True)
-class ClaimedCapsule(Capsule):
-    """A capsule whose ``ndesc`` may claim more list entries than it carries.
-
-    The facade derives ``ndesc`` from ``descriptors`` and a capsule holds at most 16; the
-    ``list_too_many_descriptors`` kind claims up to 255, which only the raw field can say."""
-
-    ndesc: int | None = None
-
-    def _fill(self, c: Any) -> None:
-        super()._fill(c)
-        if self.ndesc is not None:
-            c.ndesc = self.ndesc
+CapsuleSource = Callable[[ErrContext], MalformedCapsule] | MalformedCapsule
 
 
 @dataclass(frozen=True)
 class Placement:
-    """Poll group and depth of the four qpairs: admin, IO (``io`` kinds), the other IO
-    qpair (the "keeps serving" check) and the unconnected one (``*_unconnected`` kinds)."""
+    """Poll groups of the four qpairs (admin, IO for ``io`` kinds, the other IO qpair for
+    the "keeps serving" check, the unconnected one for ``*_unconnected`` kinds) and the
+    depths of the first three; the unconnected one has the target's maximum depth, so the
+    only bound on a Connect's SQSIZE is CAP.MQES."""
 
     groups: tuple[int, int, int, int] = (0, 0, 0, 0)
-    depths: tuple[int, int, int, int] = (4, 4, 4, 4)
+    depths: tuple[int, int, int] = (4, 4, 4)
 
 
 @dataclass(frozen=True)
@@ -112,14 +108,15 @@ class FollowUp:
 class Outcome:
     """What happened to one malformed capsule and to the commands after it."""
 
-    malformed: Malformed
-    capsule: Capsule
-    icd_len: int
-    qpair: int                      # handle the malformed capsule went to
+    malformed: MalformedCapsule
+    queue: str
+    raw: bytes                       # the bytes sent (the capsule, as the host sent it)
+    qpair: int                       # handle the malformed capsule went to
     cid: int
-    before: QpairInfo               # that qpair just before the submit
+    before: QpairInfo                # that qpair just before the submit
     responses: tuple[Response, ...]  # everything reaped from it after the drain
     after: QpairInfo | None          # that qpair after the drain (None: destroyed)
+    state_after: int                 # the state it must be in after the answer
     drain: DrainResult
     released: Snapshot               # right after the malformed command was answered
     expected_wrs: int
@@ -131,12 +128,19 @@ class Outcome:
     report: DestroyReport | None = None
 
     @property
+    def kind(self) -> str:
+        return self.malformed.kind
+
+    @property
     def allowed(self) -> tuple[int, ...]:
-        return (self.malformed.expected_status, *self.malformed.alternatives)
+        return (self.malformed.expected_status, *KINDS[self.kind].alternatives)
 
     def describe(self) -> str:
         m = self.malformed
-        return f"{m.kind} ({m.base} on {m.queue} qpair {self.qpair}, CID {self.cid})"
+        got = ", ".join(f"0x{r.status:04x}" for r in self.responses) or "no response"
+        return (f"{m.kind} on the {self.queue} qpair {self.qpair}, CID {self.cid}: answered "
+                f"{got}, expected {' or '.join(f'0x{s:04x}' for s in self.allowed)} "
+                f"({m.citation}); {len(self.raw)} bytes sent: {self.raw.hex()}")
 
 
 def target_options(opts: TransportOptions) -> Options:
@@ -145,37 +149,104 @@ def target_options(opts: TransportOptions) -> Options:
     return Options.from_any(opts, defects=opts.defects | profiles.defects_under_test())
 
 
-class _Driver:
-    """One transport set up for one malformed capsule."""
+def region_span(opts: Any) -> int:
+    """Bytes each malformed capsule's host memory region holds: two of the largest transfer
+    (an identify page at least)."""
+    return 2 * max(opts.max_io_size, IDENTIFY_BYTES)
 
-    def __init__(self, opts: TransportOptions, ns: Namespace, place: Placement):
-        self.t = Transport(target_options(opts))
+
+def wire_limits(opts: Any, ns: Namespace, region: Region, max_qid: int,
+                subsystem: int = 0) -> WireLimits:
+    """What the target under test advertises, as ``strategies.wire`` takes it, with the one
+    namespace (nsid 1) and host memory region of the driver and the NQNs it connects with.
+    ``max_queue_depth`` is CAP.MQES + 1 (the unconnected queue is that deep); ``max_qid`` is
+    the number of I/O queues the controller grants."""
+    return WireLimits(opts.in_capsule_data_size, opts.max_io_size, opts.max_sgl_descriptors,
+                      opts.max_queue_depth, max_qid, (ns,), (region,),
+                      SUBSYSTEM_NQN.format(subsystem), HOST_NQN)
+
+
+def planned_context(opts: TransportOptions, ns: Namespace) -> ErrContext:
+    """The context :func:`run_malformed` will have for ``opts`` and ``ns``, up to what only
+    the live target says (taken here as: CNTLID 1, ``max_qpairs`` I/O queues, NN =
+    ``max_namespaces``); for feasibility questions asked before any target exists."""
+    max_qid = max(opts.max_qpairs, 3)
+    lim = wire_limits(opts, ns, Region(1, 0, region_span(opts)), max_qid)
+    return ErrContext(lim, 1, HOST_ID, (1, 2), 3, max_qid, opts.max_namespaces)
+
+
+def capsule_bytes(t: Transport, cap: Any, key: int, offset: int = 0) -> bytes:
+    """``cap`` (an ``impl.wire.Capsule``) as a host sends it: its bytes when they fit the
+    in-capsule area; a Connect whose data does not fit goes with SGL1 a keyed data block
+    pointing at the data, written to host memory region ``key`` at ``offset``."""
+    raw = cap.encode()
+    if len(raw) - W.SQE_SIZE <= t.options.in_capsule_data_size:
+        return raw
+    sqe, s = cap.sqe, cap.sqe.sgl1
+    if (sqe.opc == W.OPC_FABRICS and sqe.fctype == W.FCTYPE_CONNECT
+            and s.type == W.SGL_TYPE_DATA_BLOCK and s.subtype == W.SGL_SUBTYPE_OFFSET
+            and s.address + s.length <= len(cap.data)):
+        data = cap.data[s.address:s.address + s.length]
+        t.write_memory(key, offset, data)
+        sgl = W.keyed(t.memory_iova(key) + offset, len(data), key)
+        return W.Capsule(sqe.replace(sgl1=sgl)).encode()
+    return raw   # the rig refuses it, naming the size: a harness error, not the target's
+
+
+class _Driver:
+    """One transport set up, as a host would, for one malformed capsule."""
+
+    def __init__(self, opts: TransportOptions, ns: Namespace, place: Placement, queue: str):
+        self.t = t = Transport(target_options(opts))
+        o = t.options
         self.ns = ns
-        self.place = place
-        t = self.t
-        groups = [g % t.options.num_poll_groups for g in place.groups]
-        depths = [max(2, min(d, t.options.max_queue_depth)) for d in place.depths]
+        self.queue = queue
+        groups = [g % o.num_poll_groups for g in place.groups]
+        depths = [max(2, min(d, o.max_queue_depth)) for d in place.depths]
         self.port = t.add_port()
         self.sub = t.add_subsystem()
         self.nsid = t.add_namespace(self.sub, ns.block_size, ns.num_blocks)
-        # the malformed bases use [0, 2 * span); the follow-ups use the pages after it
-        self.span = max(t.options.max_io_size, IDENTIFY_BYTES)
-        self.scratch = 2 * self.span
-        self.key = t.register_memory(self.scratch + 8 * max(ns.block_size, 4096))
+        span = region_span(o)
+        # The malformed capsules' region, plus room past its end for a keyed length up to
+        # max_io_size (a length the target must refuse before moving data still stays in
+        # host memory when it does not); the follow-ups and setup reads use their own.
+        self.key = t.register_memory(span + span // 2)
+        self.region = Region(self.key, t.memory_iova(self.key), span)
+        self.unit = max(ns.block_size, IDENTIFY_BYTES)
+        self.fkey = t.register_memory(4 * self.unit)
+        self.ckey = t.register_memory(2 * W.CONNECT_DATA_SIZE)
         self._cid = 0
+        self.avoid: set[int] = set()
         self.drains: list[DrainResult] = []
-        self.admin = t.create_qpair(self.port, groups[0], depths[0])
-        self.io = t.create_qpair(self.port, groups[1], depths[1])
-        self.other = t.create_qpair(self.port, groups[2], depths[2])
-        self.fresh = t.create_qpair(self.port, groups[3], depths[3])
-        self.cntlid = self._must_connect(self.admin, qid=0, cntlid=0xFFFF)
-        self._must_connect(self.io, qid=1, cntlid=self.cntlid)
-        self._must_connect(self.other, qid=2, cntlid=self.cntlid)
+        # the admin queue, then enable the controller, then learn its limits
+        self.admin = t.create_qpair(self.port, groups[0], depths[0], qid=0)
+        self.cntlid = self._must(self.connect(self.admin, 0, W.CONNECT_CNTLID_DYNAMIC)) & 0xFFFF
+        self._must(self.enable(self.admin))
+        queues = self._must(self.command(self.admin, W.Capsule(W.Sqe(
+            opc=W.OPC_GET_FEATURES, cid=self.cid(), cdw10=FID_NUMBER_OF_QUEUES,
+            sgl1=NO_DATA)), "Get Features"))
+        self.max_qid = min(queues & 0xFFFF, (queues >> 16) & 0xFFFF) + 1
+        self._must(self.command(self.admin, W.Capsule(W.Sqe(
+            opc=W.OPC_IDENTIFY, cid=self.cid(), cdw10=1,
+            sgl1=W.keyed(t.memory_iova(self.fkey), IDENTIFY_BYTES, self.fkey))), "Identify"))
+        ident = t.read_memory(self.fkey, 0, IDENTIFY_BYTES)
+        self.nn = int.from_bytes(ident[NN_OFFSET:NN_OFFSET + 4], "little")
+        # then the I/O queues
+        self.io = t.create_qpair(self.port, groups[1], depths[1], qid=1)
+        self._must(self.connect(self.io, 1, self.cntlid))
+        self.other = t.create_qpair(self.port, groups[2], depths[2], qid=2)
+        self._must(self.connect(self.other, 2, self.cntlid))
         self.next_qid = 3
+        self.fresh = -1
+        if queue.endswith("_unconnected"):
+            self.fresh = t.create_qpair(self.port, groups[3], o.max_queue_depth,
+                                        qid=0 if queue.startswith("admin") else self.next_qid)
 
     # -- plumbing -------------------------------------------------------------------
     def cid(self) -> int:
         self._cid = (self._cid + 1) & 0xFFFF
+        while self._cid in self.avoid:
+            self._cid = (self._cid + 1) & 0xFFFF
         return self._cid
 
     def settle(self) -> DrainResult:
@@ -183,29 +254,38 @@ class _Driver:
         self.drains.append(r)
         return r
 
-    def one(self, qp: int, cap: Capsule, icd: bytes = b"") -> Response | None:
-        """Submit, drain, and return the response for the capsule's CID (None if none)."""
-        self.t.submit(qp, cap, icd)
+    def send(self, qp: int, cap: Capsule | Any) -> int:
+        """Submit a facade ``Capsule`` or an ``impl.wire.Capsule``; returns its CID."""
+        if isinstance(cap, Capsule):
+            self.t.submit(qp, cap)
+            return cap.cid
+        self.t.submit_bytes(qp, capsule_bytes(self.t, cap, self.ckey))
+        return cap.sqe.cid
+
+    def command(self, qp: int, cap: Capsule | Any, what: str = "") -> FollowUp:
+        """Submit, drain, and collect the response for the capsule's CID."""
+        cid = self.send(qp, cap)
         self.settle()
-        if self.t.qpair_info(qp) is None:
-            return None
-        return next((r for r in self.t.reap(qp) if r.cid == cap.cid), None)
+        rsp = None
+        if self.t.qpair_info(qp) is not None:
+            rsp = next((r for r in self.t.reap(qp) if r.cid == cid), None)
+        return FollowUp(what or f"opcode 0x{getattr(cap, 'opcode', 0):02x}", qp, cid,
+                        None if rsp is None else rsp.status,
+                        result=0 if rsp is None else rsp.result)
 
     def connect(self, qp: int, qid: int, cntlid: int) -> FollowUp:
         depth = self.t.qpair_info(qp).depth
         cap = connect_capsule(self.cid(), self.sub, qid=qid, cntlid=cntlid, sqsize=depth - 1)
-        rsp = self.one(qp, cap)
-        return FollowUp(f"CONNECT qid {qid}", qp, cap.cid, None if rsp is None else rsp.status,
-                        result=0 if rsp is None else rsp.result)
+        return self.command(qp, cap, f"CONNECT qid {qid}")
 
-    def _must_connect(self, qp: int, qid: int, cntlid: int) -> int:
-        done = self.connect(qp, qid, cntlid)
+    def enable(self, qp: int) -> FollowUp:
+        return self.command(qp, enable_capsule(self.cid()), "Property Set CC.EN=1")
+
+    @staticmethod
+    def _must(done: FollowUp) -> int:
         if done.status != Status.SUCCESS:
-            raise RuntimeError(f"setup: CONNECT qid {qid} on qpair {qp} answered {done}")
+            raise RuntimeError(f"setup: {done.what} on qpair {done.qpair} answered {done}")
         return done.result
-
-    def flush(self) -> Capsule:
-        return Capsule(Opcode.FLUSH, self.cid(), nsid=self.nsid)
 
     def snapshot(self) -> Snapshot:
         t = self.t
@@ -216,149 +296,90 @@ class _Driver:
         return {"admin": self.admin, "io": self.io, "admin_unconnected": self.fresh,
                 "io_unconnected": self.fresh}[queue]
 
-    # -- the malformed capsule ------------------------------------------------------
-    def build(self, m: Malformed, qp: int) -> tuple[Capsule, bytes]:
-        """The base command of ``m`` with its overrides, and the in-capsule bytes."""
-        over = dict(m.capsule_overrides)
-        unknown = set(over) - {*_CAPSULE_FIELDS, "sgl", "list", "ndesc"}
-        if unknown:
-            raise ValueError(f"{m.kind}: unknown capsule override(s) {sorted(unknown)}")
-        bs = self.ns.block_size
-        nlb = int(over.get("nlb", 0))
-        fields: dict[str, Any] = {}
-        sgl = SglDesc()
-        icd_len = 0
-        entries: tuple[SglDesc, ...] = ()
-        ndesc: int | None = None
-        if m.base in ("read", "write", "read_list", "write_list", "write_icd", "flush"):
-            op = {"read": Opcode.READ, "read_list": Opcode.READ, "flush": Opcode.FLUSH}.get(
-                m.base, Opcode.WRITE)
-            fields = {"opcode": op, "nsid": self.nsid, "slba": 0, "nlb": nlb}
-            length = (nlb + 1) * bs
-            if m.base in ("read", "write"):
-                sgl = keyed(0, length, self.key)
-            elif m.base.endswith("_list"):
-                listed = tuple(over.get("list", ()))
-                entries = tuple(self._entry(e) for e in listed)
-                ndesc = int(over.get("ndesc", len(entries)))
-                sgl = SglDesc(0, ndesc * 16, 0, SGL_TYPE_LAST_SEGMENT, SGL_SUBTYPE_OFFSET)
-            elif m.base == "write_icd":
-                sgl = SglDesc(0, length, 0, SGL_TYPE_DATA_BLOCK, SGL_SUBTYPE_OFFSET)
-                icd_len = length
-        elif m.base == "identify":
-            fields = {"opcode": Opcode.IDENTIFY, "cdw10": 1}
-            sgl = keyed(0, IDENTIFY_BYTES, self.key)
-        elif m.base == "keep_alive":
-            fields = {"opcode": Opcode.KEEP_ALIVE}
-        elif m.base == "property_get":
-            fields = {"opcode": Opcode.FABRICS, "fctype": FabricsType.PROPERTY_GET, "cdw10": 0}
-        elif m.base == "property_set":
-            fields = {"opcode": Opcode.FABRICS, "fctype": FabricsType.PROPERTY_SET,
-                      "cdw10": 0x14, "value": CC_ENABLE}
-        elif m.base in _CONNECT_BASES:
-            depth = self.t.qpair_info(qp).depth
-            admin = m.base == "connect_admin"
-            fields = {"opcode": Opcode.FABRICS, "fctype": FabricsType.CONNECT,
-                      "subsystem": self.sub, "sqsize": depth - 1, "kato": 0,
-                      "qid": 0 if admin else self.next_qid,
-                      "cntlid": 0xFFFF if admin else self.cntlid}
-            if "duplicate_qid" in m.setup:
-                fields["qid"] = 1       # the live IO qpair ``self.io`` of this controller
-        else:
-            raise ValueError(f"{m.kind}: unknown base command {m.base!r}")
-        if m.icd_len is not None:
-            icd_len = m.icd_len
-        fields.update({k: v for k, v in over.items() if k in _CAPSULE_FIELDS})
-        if "sgl" in over:
-            sgl = _merge(sgl, over["sgl"])
-        cap = ClaimedCapsule(cid=self.cid(), sgl=sgl, descriptors=entries,
-                             ndesc=ndesc if ndesc != len(entries) else None,
-                             **{k: v for k, v in fields.items() if k != "cid"})
-        return cap, bytes((7 * i + 3) & 0xFF for i in range(icd_len))
-
-    def _entry(self, e: Mapping[str, int]) -> SglDesc:
-        return SglDesc(int(e.get("addr", 0)), int(e.get("length", 0)),
-                       int(e.get("key", self.key)), int(e.get("type", SGL_TYPE_KEYED_DATA)),
-                       int(e.get("subtype", SGL_SUBTYPE_ADDRESS)))
+    def context(self) -> ErrContext:
+        """What this host knows, for ``strategies.malformed``."""
+        lim = wire_limits(self.t.options, self.ns, self.region, self.max_qid, self.sub)
+        return ErrContext(lim, self.cntlid, HOST_ID, (1, 2), self.next_qid, self.max_qid,
+                          self.nn)
 
     # -- the commands after it ------------------------------------------------------
     def round_trip(self, qp: int, slba: int, host: int, tag: int) -> list[FollowUp]:
-        """Write one block at ``slba`` from host offset ``host`` and read it back into the
-        page after; the read's bytes are compared by the caller."""
+        """Write one block at ``slba`` from follow-up memory offset ``host`` and read it back
+        into the unit after; the read's bytes are compared by the caller."""
         bs = self.ns.block_size
         data = pattern(tag, slba, bs, bs)
-        self.t.write_memory(self.key, host, data)
-        wcap = Capsule(Opcode.WRITE, self.cid(), nsid=self.nsid, slba=slba, nlb=0,
-                       sgl=keyed(host, bs, self.key))
-        w = self.one(qp, wcap)
-        out = [FollowUp("write", qp, wcap.cid, None if w is None else w.status)]
-        back = host + max(bs, 4096)
-        self.t.write_memory(self.key, back, b"\xee" * bs)   # stale bytes cannot pass
-        rcap = Capsule(Opcode.READ, self.cid(), nsid=self.nsid, slba=slba, nlb=0,
-                       sgl=keyed(back, bs, self.key))
-        r = self.one(qp, rcap)
-        got = self.t.read_memory(self.key, back, bs) if r is not None else b""
-        out.append(FollowUp("read", qp, rcap.cid, None if r is None else r.status, got, data))
-        return out
+        self.t.write_memory(self.fkey, host, data)
+        w = self.command(qp, Capsule(Opcode.WRITE, self.cid(), nsid=self.nsid, slba=slba,
+                                     nlb=0, sgl=keyed(host, bs, self.fkey)), "write")
+        back = host + self.unit
+        self.t.write_memory(self.fkey, back, b"\xee" * bs)   # stale bytes cannot pass
+        r = self.command(qp, Capsule(Opcode.READ, self.cid(), nsid=self.nsid, slba=slba,
+                                     nlb=0, sgl=keyed(back, bs, self.fkey)), "read")
+        got = self.t.read_memory(self.fkey, back, bs) if r.status is not None else b""
+        return [w, FollowUp("read", qp, r.cid, r.status, got, data)]
 
     def keep_alive(self, qp: int) -> list[FollowUp]:
-        cap = Capsule(Opcode.KEEP_ALIVE, self.cid())
-        rsp = self.one(qp, cap)
-        return [FollowUp("keep-alive", qp, cap.cid, None if rsp is None else rsp.status)]
+        return [self.command(qp, Capsule(Opcode.KEEP_ALIVE, self.cid()), "keep-alive")]
 
-    def follow_same(self, m: Malformed, qp: int) -> list[FollowUp]:
-        """A well-formed command on the qpair that got the malformed one, if it is live."""
+    def follow_same(self, qp: int) -> list[FollowUp]:
+        """A well-formed command on the qpair that got the malformed one, if it is live; a
+        queue still unconnected gets a valid Connect first (and a new admin queue, CC.EN)."""
         info = self.t.qpair_info(qp)
         if info is None or info.state not in (QpState.ACTIVE, QpState.CONNECTING):
             return []
-        page = self.scratch
         out: list[FollowUp] = []
-        is_admin = m.queue.startswith("admin")
+        is_admin = self.queue.startswith("admin")
         if info.state == QpState.CONNECTING:
             qid = 0 if is_admin else self.next_qid
-            done = self.connect(qp, qid, 0xFFFF if is_admin else self.cntlid)
+            done = self.connect(qp, qid, W.CONNECT_CNTLID_DYNAMIC if is_admin else self.cntlid)
             out.append(done)
             if done.status != Status.SUCCESS:
                 return out
         if is_admin:
+            if qp == self.fresh:   # a new association: the host enables it before using it
+                out.append(self.enable(qp))
             return out + self.keep_alive(qp)
-        return out + self.round_trip(qp, 1 % self.ns.num_blocks, page, 0x5A3E)
+        return out + self.round_trip(qp, 1 % self.ns.num_blocks, 0, 0x5A3E)
 
 
-def _merge(d: SglDesc, changes: Mapping[str, int]) -> SglDesc:
-    unknown = set(changes) - {"addr", "length", "key", "type", "subtype"}
-    if unknown:
-        raise ValueError(f"unknown SGL descriptor field(s) {sorted(unknown)}")
-    vals = {"addr": d.addr, "length": d.length, "key": d.key, "type": d.type,
-            "subtype": d.subtype, **changes}
-    return SglDesc(**{k: int(v) for k, v in vals.items()})
-
-
-def run_malformed(opts: TransportOptions, ns: Namespace, m: Malformed,
+def run_malformed(opts: TransportOptions, ns: Namespace, kind: str, source: CapsuleSource,
                   place: Placement = Placement()) -> Outcome:
-    """Send ``m`` to a fresh target built from ``opts`` with namespace ``ns``, then
+    """Connect to a fresh target built from ``opts`` with namespace ``ns``, send the
+    malformed capsule of ``kind`` that ``source`` gives for the connected host (a
+    ``MalformedCapsule``, or a function of the :class:`ErrContext` returning one), then
     well-formed commands on the same and on another IO qpair; destroy; report everything.
 
     ``TargetError`` from a facade call propagates: the driver only makes calls a host may
     make, so a refusal there is itself a finding."""
-    d = _Driver(opts, ns, place)
+    queue = KINDS[kind].queue
+    d = _Driver(opts, ns, place, queue)
     t = d.t
     try:
-        qp = d.qpair_for(m.queue)
-        cap, icd = d.build(m, qp)
-        if "namespace_not_ready" in m.setup:
+        qp = d.qpair_for(queue)
+        ctx = d.context()
+        if kind not in feasible_kinds(ctx):
+            raise ValueError(f"{kind} cannot be built for this target: {ctx}")
+        m = source(ctx) if callable(source) else source
+        if m.kind != kind:
+            raise ValueError(f"asked for {kind}, got a {m.kind} capsule")
+        raw = capsule_bytes(t, m.capsule, d.ckey)
+        cid = m.capsule.sqe.cid
+        d.avoid.add(cid)
+        setup = SETUP.get(kind, ())
+        if "namespace_not_ready" in setup:
             t.set_namespace_ready(d.sub, d.nsid, False)
         before = t.qpair_info(qp)
-        t.submit(qp, cap, icd)
+        t.submit_bytes(qp, raw)
         drain = d.settle()
         responses = tuple(t.reap(qp)) if t.qpair_info(qp) is not None else ()
         after = t.qpair_info(qp)
         released = d.snapshot()
-        if "namespace_not_ready" in m.setup:
+        if "namespace_not_ready" in setup:
             t.set_namespace_ready(d.sub, d.nsid, True)
-        out = Outcome(m, cap, len(icd), qp, cap.cid, before, responses, after, drain,
+        state_after = QpState.ACTIVE if kind in CONNECTS else before.state
+        out = Outcome(m, queue, raw, qp, cid, before, responses, after, state_after, drain,
                       released, t.options.wr_pool_capacity, t.options.num_shared_buffers)
-        out.same_qpair = d.follow_same(m, qp)
+        out.same_qpair = d.follow_same(qp)
         return _finish(d, ns, out)
     finally:
         if t.alive:
@@ -371,8 +392,7 @@ _O = TypeVar("_O", "Outcome", "CallOutcome")
 def _finish(d: _Driver, ns: Namespace, out: _O) -> _O:
     """The end both drivers share: another qpair still serves a write+read round trip,
     then the final counters and the destroy report."""
-    out.other_qpair = d.round_trip(d.other, 2 % ns.num_blocks,
-                                   d.scratch + 2 * max(ns.block_size, 4096), 0x07E4)
+    out.other_qpair = d.round_trip(d.other, 2 % ns.num_blocks, 2 * d.unit, 0x07E4)
     out.drains = list(d.drains)
     out.final = d.snapshot()
     out.report = d.t.destroy()
@@ -421,18 +441,25 @@ def run_call_order(opts: TransportOptions, ns: Namespace, kind: str,
     of a fresh target, record what it raised, drain, then run a write + read round trip on
     the other IO qpair; destroy."""
     code_name, _ = CALL_ORDER_ERRORS[kind]
-    d = _Driver(opts, ns, place)
+    d = _Driver(opts, ns, place, "io")
     t = d.t
     qp = d.io
     mentions: tuple[str, ...] = (str(qp),)
     sent: list[int] = []
+
+    def flush() -> Capsule:
+        return Capsule(Opcode.FLUSH, d.cid(), nsid=d.nsid)
+
     try:
         error: BaseException | None = None
         try:
             if kind == "submit_after_disconnect":
                 t.disconnect_qpair(qp)
-                t.submit(qp, d.flush())
+                t.submit(qp, flush())
             elif kind == "second_disconnect":
+                # refused by the target itself, which names its own qpair (QpairInfo.id),
+                # not the connection handle the host passed
+                mentions = (str(t.qpair_info(qp).id),)
                 t.disconnect_qpair(qp)
                 t.disconnect_qpair(qp)
             elif kind in ("submit_on_destroyed_qpair", "disconnect_destroyed_qpair"):
@@ -441,19 +468,19 @@ def run_call_order(opts: TransportOptions, ns: Namespace, kind: str,
                 if t.qpair_info(qp) is not None:
                     raise RuntimeError(f"qpair {qp} still exists after disconnect + drain")
                 if kind == "submit_on_destroyed_qpair":
-                    t.submit(qp, d.flush())
+                    t.submit(qp, flush())
                 else:
                     t.disconnect_qpair(qp)
             elif kind == "submit_on_unknown_qpair":
                 unknown = max(t.qpairs()) + 1
                 mentions = (str(unknown),)
-                t.submit(unknown, d.flush())
+                t.submit(unknown, flush())
             elif kind == "submit_past_queue_depth":
                 for _ in range(t.qpair_info(qp).depth):
-                    cap = d.flush()
+                    cap = flush()
                     t.submit(qp, cap)
                     sent.append(cap.cid)
-                t.submit(qp, d.flush())
+                t.submit(qp, flush())
             elif kind == "icd_beyond_receive_buffer":
                 size = t.options.in_capsule_data_size
                 n = size + 512

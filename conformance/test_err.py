@@ -1,18 +1,21 @@
 """ERR-1: every malformed command gets its status and releases all it held.
 
-Each example builds a fresh target (``conformance.malformed``), sends one malformed capsule
-drawn by ``strategies.malformed``, and then checks, through :mod:`conformance.checks`:
+Each example builds a fresh target and connects to it as a host (``conformance.malformed``),
+draws one malformed capsule from what the host then knows (``strategies.malformed``: the
+wire kinds of ``strategies.wire`` plus the host-dependent ones), sends its bytes, and then
+checks, through :mod:`conformance.checks`:
 
-* the capsule got exactly one response, with the documented status (or an allowed
-  alternative), and its qpair is unchanged and holds nothing (ERR-1);
+* the capsule got exactly one response, with the status the specification gives (or an
+  allowed alternative), and its qpair is unchanged and holds nothing (ERR-1);
 * the pools are whole at quiescence and after destroy (POOL-1/2/3 checks);
 * the target keeps serving: a well-formed command on the same qpair, and a write + read
   round trip on *another* IO qpair returning the written bytes.
 
 ``test_each_kind_is_answered`` runs every kind of ``MALFORMED_KINDS`` (one test id per
 kind, so the report shows which kinds were exercised); ``test_malformed_mix`` draws from the
-whole catalogue under the active profile.  Kinds the target is known to get wrong are
-listed in :data:`KNOWN_TARGET_BUGS`: strict xfail per kind, left out of the mix.
+whole catalogue under the active profile.  A failing example notes the kind, the status
+expected and got, the citation and the bytes sent.  Kinds the target is known to get wrong
+go in :data:`KNOWN_TARGET_BUGS`: strict xfail per kind, left out of the mix.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
@@ -31,14 +34,18 @@ from conformance.malformed import (
     Outcome,
     Placement,
     Snapshot,
+    planned_context,
     run_call_order,
     run_malformed,
 )
 from impl import QpState, Response, Status, TargetError
+from impl import wire as W
 from impl.nvme import ErrorCode
-from strategies import MALFORMED_KINDS, accepted_options, feasible_kinds, malformed_commands
+from strategies import accepted_options
+from strategies.malformed import KINDS, MALFORMED_KINDS, feasible_kinds, malformed_commands
 from strategies.topology import namespaces
-from strategies.types import Malformed, Namespace, TransportOptions
+from strategies.types import Namespace, TransportOptions
+from strategies.wire import MalformedCapsule
 
 #: Small options for the hand-made cases (the defaults allocate 32 MiB of buffers).
 SMALL = TransportOptions(num_poll_groups=2, max_queue_depth=16, max_io_size=65536,
@@ -51,23 +58,39 @@ KNOWN_TARGET_BUGS: dict[str, str] = {}
 MIX_KINDS = tuple(k for k in MALFORMED_KINDS if k not in KNOWN_TARGET_BUGS)
 
 _SCALE = "nightly" if profiles.active_profile() == "nightly" else "ci"
-#: Examples per kind: 10 under ci (33 kinds, ~330 targets), a tenth of the profile otherwise.
+#: Examples per kind: 10 under ci (50 kinds, ~500 targets), a tenth of the profile otherwise.
 PER_KIND_EXAMPLES = 10 if profiles.active_profile() == "ci" else max(
     10, settings.default.max_examples // 10)
 
 
 # ------------------------------------------------------------------------- strategies
 
-def err_options() -> SearchStrategy[TransportOptions]:
-    """Accepted options pinned so the whole catalogue is feasible: room for an identify
-    page and a longer-than-one-block SGL (max_io_size >= 8192), for in-capsule data
-    (>= 512 bytes) and for a few commands per queue (max_queue_depth >= 4)."""
+def err_options(ns: Namespace) -> SearchStrategy[TransportOptions]:
+    """Accepted options pinned so the whole catalogue is feasible for ``ns``: room for an
+    identify page and a longer-than-one-block SGL (max_io_size >= 8192), in-capsule data
+    of one block of ``ns`` (512 bytes at least) to 4096 bytes (below max_io_size: a
+    too-long in-capsule transfer exists; with 512-byte blocks, below and above the 1024
+    bytes of Connect data: both ways of sending it), a few commands per queue
+    (max_queue_depth >= 4) and a list of two descriptors at least."""
     return accepted_options(
         _SCALE,
         max_io_size=st.sampled_from([8192, 16384, 32768, 65536]),
-        in_capsule_data_size=st.integers(32, 512).map(lambda k: 16 * k),
+        in_capsule_data_size=st.integers(max(ns.block_size, 512) // 16, 256).map(
+            lambda k: 16 * k),
         max_queue_depth=st.integers(4, 32),
+        max_sgl_descriptors=st.integers(2, 16),
     )
+
+
+def err_namespaces() -> SearchStrategy[Namespace]:
+    """Namespaces larger than the in-capsule area (32 blocks at least)."""
+    return namespaces(min_blocks=32)
+
+
+@st.composite
+def err_setups(draw: DrawFn) -> tuple[TransportOptions, Namespace]:
+    ns = draw(err_namespaces())
+    return draw(err_options(ns)), ns
 
 
 @st.composite
@@ -75,20 +98,20 @@ def placements(draw: DrawFn, opts: TransportOptions) -> Placement:
     group = st.integers(0, opts.num_poll_groups - 1)
     depth = st.integers(2, min(8, opts.max_queue_depth))
     return Placement(tuple(draw(group) for _ in range(4)),    # type: ignore[arg-type]
-                     tuple(draw(depth) for _ in range(4)))    # type: ignore[arg-type]
+                     tuple(draw(depth) for _ in range(3)))    # type: ignore[arg-type]
 
 
-@st.composite
-def err_cases(draw: DrawFn, kinds: tuple[str, ...],
-              ) -> tuple[TransportOptions, Namespace, Malformed, Placement]:
-    opts = draw(err_options())
-    ns = draw(namespaces())
-    # the kind first, then its strategy: the same choice as ``malformed_commands(opts, ns,
-    # kinds=kinds)`` makes (one branch per kind, shrinking toward the first), without
-    # building every kind's strategy for every example (4x cheaper to draw)
-    kind = draw(st.sampled_from(kinds)) if len(kinds) > 1 else kinds[0]
-    m = draw(malformed_commands(opts, ns, kinds=(kind,)))
-    return opts, ns, m, draw(placements(opts))
+def _run(data: st.DataObject, kind: str) -> Outcome:
+    """One example: options, namespace and placement drawn first, then (once the driver has
+    connected) the malformed capsule of ``kind``."""
+    ns = data.draw(err_namespaces(), label="namespace")
+    opts = data.draw(err_options(ns), label="options")
+    place = data.draw(placements(opts), label="placement")
+    out = run_malformed(opts, ns, kind,
+                        lambda ctx: data.draw(malformed_commands(ctx, (kind,)), label="capsule"),
+                        place)
+    note(out.describe())
+    return out
 
 
 # ------------------------------------------------------------------------- verdicts
@@ -113,15 +136,14 @@ def _served(kind: str, follow_ups: list, drains: list) -> None:
 
 
 def verify(out: Outcome) -> None:
-    m = out.malformed
-    checks.malformed_answered(m.kind, out.qpair, out.cid, out.responses, out.allowed,
-                              out.before, out.after)
+    checks.malformed_answered(out.kind, out.qpair, out.cid, out.responses, out.allowed,
+                              out.before, out.after, out.state_after)
     for d in out.drains:
-        checks.no_stall(d, {}, f"(after {out.describe()})")
+        checks.no_stall(d, {}, f"(after {out.kind})")
     _whole(out.released, out.expected_wrs, out.expected_bufs)
-    # keeps serving: the same qpair (its state is unchanged, so it is live) and another one
+    # keeps serving: the same qpair (its state is as it must be, so it is live) and another
     assert out.same_qpair and out.other_qpair, "the driver skipped the follow-up commands"
-    _served(m.kind, out.same_qpair + out.other_qpair, out.drains)
+    _served(out.kind, out.same_qpair + out.other_qpair, out.drains)
     assert out.final is not None and out.report is not None
     _whole(out.final, out.expected_wrs, out.expected_bufs)
     checks.destroy_report_exact(out.report, out.expected_wrs, out.expected_bufs)
@@ -161,18 +183,15 @@ def _kind_param(kind: str) -> object:
 @given(data=st.data())
 def test_each_kind_is_answered(kind: str, data: st.DataObject) -> None:
     """Every kind of the catalogue, on its own: its status, nothing held, still serving."""
-    opts, ns, m, place = data.draw(err_cases((kind,)), label="case")
-    assert m.kind == kind
-    verify(run_malformed(opts, ns, m, place))
+    verify(_run(data, kind))
 
 
 @pytest.mark.spec("ERR-1")
-@given(case=err_cases(MIX_KINDS))
-def test_malformed_mix(case: tuple[TransportOptions, Namespace, Malformed, Placement],
-                       ) -> None:
+@given(data=st.data())
+def test_malformed_mix(data: st.DataObject) -> None:
     """The whole catalogue under the active profile (known target bugs left out)."""
-    opts, ns, m, place = case
-    verify(run_malformed(opts, ns, m, place))
+    kind = data.draw(st.sampled_from(MIX_KINDS), label="kind")
+    verify(_run(data, kind))
 
 
 @pytest.mark.spec("ERR-1")
@@ -183,32 +202,34 @@ def test_call_order_error_is_refused(kind: str, data: st.DataObject) -> None:
     """Calls out of order (submit after disconnect or on a destroyed qpair, a second
     disconnect, more capsules than the queue holds, in-capsule data beyond the receive
     buffer) raise TargetError naming what is wrong; nothing leaks; other qpairs serve."""
-    opts = data.draw(err_options(), label="opts")
-    ns = data.draw(namespaces(), label="namespace")
+    ns = data.draw(err_namespaces(), label="namespace")
+    opts = data.draw(err_options(ns), label="options")
     place = data.draw(placements(opts), label="placement")
     verify_call(run_call_order(opts, ns, kind, place))
 
 
 # ------------------------------------------------------- the suite's own preconditions
 
-@given(opts=err_options(), ns=namespaces())
-def test_pins_make_the_whole_catalogue_feasible(opts: TransportOptions,
-                                                ns: Namespace) -> None:
+@given(setup=err_setups())
+def test_pins_make_the_whole_catalogue_feasible(setup: tuple[TransportOptions, Namespace],
+                                                ) -> None:
     """Under :func:`err_options` no kind is skipped as infeasible, so every test id above
     really exercises its kind."""
-    assert feasible_kinds(opts, ns) == MALFORMED_KINDS
+    opts, ns = setup
+    assert feasible_kinds(planned_context(opts, ns)) == MALFORMED_KINDS
 
 
 def test_every_kind_has_a_test_id() -> None:
     assert set(MIX_KINDS) | set(KNOWN_TARGET_BUGS) == set(MALFORMED_KINDS)
     assert set(KNOWN_TARGET_BUGS) <= set(MALFORMED_KINDS)
+    assert set(MALFORMED_KINDS) == set(KINDS)
 
 
 def _qpair_info():
     """A real, idle, connected qpair's info to spoil by hand."""
     from conformance.malformed import _Driver
 
-    d = _Driver(SMALL, Namespace(512, 64), Placement())
+    d = _Driver(SMALL, Namespace(512, 64), Placement(), "io")
     try:
         return d.t.qpair_info(d.io)
     finally:
@@ -241,6 +262,12 @@ def test_malformed_answered_catches_hand_made_violations() -> None:
     assert "receive" in _violates(
         checks.malformed_answered, "k", q.id, 7, [ok], allowed, q,
         dataclasses.replace(q, recv_posted=q.recv_posted - 1, recv_idle=1))
+    # a kind that connects its queue must leave it active, and only such a kind may
+    conn = dataclasses.replace(q, state=QpState.CONNECTING)
+    checks.malformed_answered("k", q.id, 7, [ok], allowed, conn, q, QpState.ACTIVE)
+    assert "expected ACTIVE" in _violates(checks.malformed_answered, "k", q.id, 7, [ok],
+                                          allowed, conn, conn, QpState.ACTIVE)
+    _violates(checks.malformed_answered, "k", q.id, 7, [ok], allowed, conn, q)
 
 
 def test_call_refused_catches_hand_made_violations() -> None:
@@ -254,10 +281,36 @@ def test_call_refused_catches_hand_made_violations() -> None:
     _violates(checks.call_refused, "k", TargetError(code, " "), code, ())
 
 
-def test_driver_leaves_no_transport_behind() -> None:
-    """A sanity check of the driver on a plain case: it destroys what it built."""
-    m = Malformed("io_invalid_opcode", "flush", "io", {"opcode": 0x04},
-                  Status.INVALID_OPCODE)
-    out = run_malformed(SMALL, Namespace(512, 64), m)
-    assert out.report is not None and out.report.message == ""
+def test_driver_connects_like_a_host_and_leaves_no_transport_behind() -> None:
+    """A sanity check of the driver on a plain case: admin queue enabled before the I/O
+    queues connect, the bytes sent are the capsule's, and it destroys what it built."""
+    m = MalformedCapsule(W.Capsule(W.Sqe(opc=0x10, cid=0x99, nsid=1)), Status.INVALID_OPCODE,
+                         "io_invalid_opcode", KINDS["io_invalid_opcode"].citation)
+    out = run_malformed(SMALL, Namespace(512, 64), "io_invalid_opcode", m)
+    assert out.raw == m.capsule.encode() and out.cid == 0x99
     assert [r.status for r in out.responses] == [Status.INVALID_OPCODE]
+    assert out.before.state == QpState.ACTIVE and out.before.qid == 1
+    assert out.report is not None and out.report.message == ""
+    assert out.same_qpair and all(f.status == Status.SUCCESS for f in out.same_qpair)
+
+
+def test_driver_sends_connect_data_from_host_memory_when_it_does_not_fit() -> None:
+    """With less in-capsule room than 1024 bytes, a Connect's data goes by keyed SGL; the
+    Connect still connects (a reserved-fields Connect, answered with success)."""
+    small_icd = SMALL.replace(in_capsule_data_size=512)
+    seen: list[MalformedCapsule] = []
+
+    def source(ctx):
+        sq = W.ConnectSqe(cid=5, qid=0, sqsize=3)
+        data = W.ConnectData.make(ctx.limits.subnqn, ctx.limits.hostnqn)
+        m = MalformedCapsule(W.connect_capsule(sq, data), 0, "connect_reserved_fields", "")
+        seen.append(m)
+        return m
+
+    out = run_malformed(small_icd, Namespace(512, 64), "connect_reserved_fields", source)
+    sent = W.Capsule.decode(out.raw)
+    assert len(out.raw) == W.SQE_SIZE and sent.sqe.sgl1.is_keyed
+    assert sent.sqe.sgl1.length == W.CONNECT_DATA_SIZE
+    assert [r.status for r in out.responses] == [Status.SUCCESS]
+    assert out.after is not None and out.after.state == QpState.ACTIVE
+    assert seen and out.malformed is seen[0]

@@ -305,9 +305,18 @@ class ConnInfo:
     reserved: int
     host_qp_num: int
     target_qp_num: int
+    host_qp_state: int
+    target_qp_state: int
 
     ESTABLISHED = 2
     REJECTED = 3
+    QPS_ERR = 6   # enum ibv_qp_state
+
+    @property
+    def failed(self) -> bool:
+        """What the fabric says: the connection can carry nothing any more."""
+        return (self.state != self.ESTABLISHED or self.host_qp_state == self.QPS_ERR
+                or self.target_qp_state in (0, self.QPS_ERR))
 
 
 @dataclass(frozen=True)
@@ -633,6 +642,8 @@ class Transport:
         """RDMA CM connect with the NVMe/RDMA private data (or ``private_data`` as given);
         returns the connection handle whether the target accepted or rejected it (see
         :meth:`conn_info`)."""
+        if not 0 <= port < 1 << 32 or not 0 <= group < 1 << 32:
+            raise TargetError(lib.NRT_ENOENT, f"no port {port} or poll group {group}")
         p = ffi.new("struct nrt_connect_params *")
         lib.nrt_connect_params_default(p, port, group, qid, hrqsize or 2)
         if hsqsize is not None:

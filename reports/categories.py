@@ -29,6 +29,7 @@ FAMILY_TITLES: dict[str, str] = {
     "CFG": "Configuration not honoured",
     "ERR": "Malformed command mishandled",
     "SHUT": "Shutdown did not release",
+    "CONN": "Connection setup mishandled",
 }
 
 CRASH_CATEGORY = "Target crash or harness error"

@@ -90,6 +90,13 @@ CATALOGUE: tuple[Property, ...] = (
         "Abrupt shutdown of a qpair, a port or the transport, with IO in any state, releases "
         "everything.",
     ),
+    Property(
+        "CONN-1",
+        "CONN",
+        "An RDMA CM connect with valid NVMe/RDMA private data is accepted with the negotiated "
+        "depth, invalid private data (length, RECFMT, QID, HRQSIZE, HSQSIZE, IRD) is rejected "
+        "with the transport binding's status, and the Connect data (SUBNQN, CNTLID) is honoured.",
+    ),
 )
 
 BY_ID: Mapping[str, Property] = MappingProxyType({p.id: p for p in CATALOGUE})

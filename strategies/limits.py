@@ -23,7 +23,8 @@ max_queue_depth_range             1 <= max_queue_depth <= 4096
 io_unit_size_range                512 <= io_unit_size <= 131072
 io_unit_size_not_power_of_two     io_unit_size is a power of two
 max_io_size_not_multiple          max_io_size % io_unit_size == 0
-max_io_size_range                 io_unit_size <= max_io_size <= 4 MiB
+max_io_size_range                 max(io_unit_size, 4096) <= max_io_size <= 4 MiB (4096:
+                                  an Identify data structure must fit one request)
 icd_not_multiple_of_16            in_capsule_data_size % 16 == 0
 icd_range                         in_capsule_data_size <= 65536
 wr_pool_multiplier_zero           wr_pool_multiplier >= 1 (only when wr_pool_size == 0)
@@ -56,6 +57,7 @@ MAX_QUEUE_DEPTH = 4096
 MIN_IO_UNIT_SIZE = 512
 MAX_IO_UNIT_SIZE = 131072
 MAX_IO_SIZE = 4 * 1024 * 1024
+MIN_IO_SIZE = 4096   # NVMe base 5.17: Identify returns a 4 KiB data structure
 MAX_ICD_SIZE = 65536
 ICD_ALIGN = 16
 MAX_NUM_POLL_GROUPS = 64
@@ -159,9 +161,9 @@ def _range_refusals(o: TransportOptions) -> list[Refusal]:
     if o.io_unit_size and o.max_io_size % o.io_unit_size:
         bad("max_io_size_not_multiple", "max_io_size",
             f"must be a multiple of io_unit_size={o.io_unit_size}")
-    if not max(o.io_unit_size, 1) <= o.max_io_size <= MAX_IO_SIZE:
+    if not max(o.io_unit_size, MIN_IO_SIZE) <= o.max_io_size <= MAX_IO_SIZE:
         bad("max_io_size_range", "max_io_size",
-            f"must be in io_unit_size={o.io_unit_size}..{MAX_IO_SIZE}")
+            f"must be in max(io_unit_size={o.io_unit_size}, {MIN_IO_SIZE})..{MAX_IO_SIZE}")
     if o.in_capsule_data_size % ICD_ALIGN:
         bad("icd_not_multiple_of_16", "in_capsule_data_size", "must be a multiple of 16")
     if o.in_capsule_data_size > MAX_ICD_SIZE:

@@ -1,560 +1,465 @@
-"""Malformed commands and the NVMe status each must get (ERR-1, DESIGN 5.7).
+"""Malformed capsules as bytes on the wire, and the status each must get (ERR-1, DESIGN 5.7).
 
-Each ``Malformed`` names a well-formed *base* command, the queue state it is sent in, and
-the capsule fields to override so that exactly one thing is wrong.  The target must answer
-with ``expected_status`` (or one of ``alternatives``) and release everything the command
-held - never crash, leak or hang.
+The catalogue is ``strategies.wire``'s ``WIRE_KINDS`` (every field of the SQE and of each SGL
+descriptor: type, subtype, address/offset, length, the last-segment list, opcode, FUSE,
+PSDT, NSID, SLBA/NLB, the Connect fields) plus the kinds below, which need what only a
+connected host knows (the CNTLID of its controller, the QIDs in use, how many I/O queues
+and namespaces the controller has), a setup step, or a reserved field set.  Each kind is a
+``strategies.wire.WireKind``: the status the specification gives, the alternatives it
+leaves room for, the queue state to send it in, and the citation.  A drawn case is a
+``strategies.wire.MalformedCapsule(capsule, expected_status, kind, citation)``; send
+``capsule.encode()`` as one host SEND.
 
-Base commands (built by the harness *before* overrides; IO bases use the namespace passed
-to ``malformed_commands`` and a valid host memory region of at least
-``max(max_io_size, 4096) * 2`` bytes):
+Kinds added here ("alt" = also acceptable; queue: see ``WireKind.queue``)::
 
-=============  =================  =======================================================
-base           queue (default)    capsule
-=============  =================  =======================================================
-read, write    io                 NVM read/write, nsid of the namespace, slba 0, nlb 0;
-                                  SGL1 one keyed descriptor (type 4, subtype 0) at region
-                                  offset 0 of length (nlb + 1) * block_size, computed
-                                  from the *overridden* nlb
-read_list,     io                 as read/write, but SGL1 is a last segment (type 3,
-write_list                        subtype 1, addr 0, length ndesc * 16) and ``list`` /
-                                  ``ndesc`` always come from the overrides
-write_icd      io                 write whose SGL1 is a data block (type 0, subtype 1),
-                                  addr 0, length (nlb + 1) * block_size; attaches that
-                                  many in-capsule bytes unless ``icd_len`` says otherwise
-flush          io                 flush, nsid of the namespace
-identify       admin              identify CNS 1, one keyed 4096-byte descriptor
-keep_alive     admin              keep-alive, no data
-property_get   admin              fabrics (0x7F) fctype 4, cdw10 = 0x0 (CAP)
-property_set   admin              fabrics fctype 0, cdw10 = 0x14 (CC), value = CC_ENABLE
-connect_admin  admin_unconnected  fabrics CONNECT: qid 0, cntlid 0xFFFF, subsystem under
-                                  test, sqsize = qpair depth - 1, kato 0
-connect_io     io_unconnected     fabrics CONNECT: next free qid, cntlid of a live
-                                  controller of that subsystem, sqsize = depth - 1
-=============  =================  =======================================================
+    kind                             status  alt          queue
+    fabrics_prohibited_admin_opcode  0001h                admin   Create/Delete I/O SQ/CQ,
+                                                                  Doorbell Buffer Config
+    admin_opcode_on_io               0001h                io      Identify, Get Features,
+                                                                  Keep Alive (reserved NVM
+                                                                  opcodes), Write Zeroes and
+                                                                  Dataset Management (not in
+                                                                  ONCS) on an I/O queue
+    namespace_not_ready              0082h                io      valid IO, namespace not ready
+    connect_bad_qid                  0182h                io_unconnected  QID > I/O queues
+    connect_duplicate_qid            0182h   000Ch 0101h  io_unconnected  QID already in use
+    connect_unknown_cntlid           0182h                io_unconnected  CNTLID not live
+    connect_io_sqsize_zero           0182h                io_unconnected  SQSIZE 0
+    connect_io_sqsize_too_large      0182h                io_unconnected  SQSIZE > CAP.MQES
+    property_get_bad_offset          0002h                admin   OFST names no property
+    property_set_bad_offset          0002h                admin   OFST names no property
+    identify_bad_cns                 0002h                admin   CNS 04h..FFh
+    identify_nsid_unknown            000Bh                admin   CNS 00h, NSID 0 or > NN
+    sqe_reserved_bits                0000h                io      CDW0 bits 13:10 set
+    flush_reserved_dwords            0000h                io      Flush CDW10..15 set
+    sgl_reserved_bytes               0000h                io      data block / last segment
+                                                                  bytes 14:12 set
+    fabrics_reserved_bytes           0000h                admin   Property Get reserved bytes
+    connect_reserved_fields          0000h                admin_unconnected  Connect SQE and
+                                                                  data reserved bytes set
 
-Override keys are ``struct nrt_capsule`` field names.  ``sgl`` is a dict of
-``nrt_sgl_desc`` fields merged into the base's SGL1; ``list`` is a tuple of such dicts
-(keyed list entries: a missing ``key`` means the harness's valid region key and ``addr``
-is an offset in that region).  Queue states: ``io`` / ``admin`` = connected;
-``*_unconnected`` = RDMA-accepted, no successful CONNECT yet.  ``setup`` actions:
-``namespace_not_ready`` = ``nrt_namespace_set_ready(..., 0)`` before submitting;
-``duplicate_qid`` = set the CONNECT's qid to that of a live IO qpair of the same controller
-(the harness knows which qids are live; the strategy does not).
+The reserved-field kinds expect success: a receiver ignores reserved fields, so the command
+completes as if they were zero (``connect_reserved_fields`` connects its queue: see
+``CONNECTS``).
 
-Kinds (status = ``expected_status``; "alt" = also acceptable):
+Kinds of the old, override-based catalogue the wire cannot express as their own kind are
+gone: ``nvm_opcode_on_admin`` (on the admin queue 00h/01h/02h are Delete I/O SQ, Create I/O
+SQ and Get Log Page: the prohibited ones are ``fabrics_prohibited_admin_opcode``, and Get
+Log Page is a valid command), ``connect_unknown_subsystem`` (a subsystem is named by its
+NQN on the wire: ``connect_unknown_subnqn``), ``list_zero_descriptors``
+(``last_segment_zero_length``), ``sgl_length_short`` / ``sgl_length_long``
+(``sgl_length_mismatch``), ``invalid_sgl_type`` and the other SGL kinds (split by field in
+``WIRE_KINDS``), ``nsid_zero`` / ``nsid_unknown`` (``invalid_namespace``).
 
-===========================  ================================================  ==============
-kind                         what is wrong                                     status
-===========================  ================================================  ==============
-io_invalid_opcode            unimplemented NVM opcode (no data bits)           0x0001
-admin_invalid_opcode         unimplemented admin opcode (no data bits)         0x0001
-nvm_opcode_on_admin          flush/write/read opcode on the admin queue        0x0001
-admin_opcode_on_io           identify/abort/keep-alive opcode on an IO queue   0x0001
-invalid_sgl_type             SGL1 type 1, 2, 5..15, or data block + address    0x0011
-invalid_keyed_subtype        keyed SGL1 with subtype 1..14                     0x0011
-icd_offset_beyond_data       in-capsule offset > in_capsule_data_size          0x0016 alt 0x000F
-icd_length_too_large         in-capsule length > in_capsule_data_size          0x000F
-keyed_length_too_large       keyed length > max_io_size                        0x000F
-keyed_list_length_too_large  list total > max_io_size                          0x000F
-sgl_length_short             SGL length < transfer length                      0x000F
-sgl_length_long              SGL length > transfer length (<= max_io_size)     0x000F
-list_zero_descriptors        last segment with 0 descriptors                   0x000E
-list_too_many_descriptors    more than max_sgl_descriptors entries             0x000E
-list_entry_not_keyed         a list entry of non-keyed type                    0x0011 alt 0x000D
-last_segment_wrong_subtype   last-segment SGL1 with subtype other than offset  0x0011 alt 0x000D
-lba_out_of_range             slba + nlb + 1 > num_blocks (also 64-bit wrap)    0x0080
-nsid_zero                    nsid 0 on read/write/flush                        0x000B
-nsid_unknown                 nsid above max_namespaces                         0x000B
-namespace_not_ready          namespace marked not ready                        0x0082
-io_before_connect            NVM command on an IO qpair before CONNECT         0x000C
-admin_before_connect         admin/property command before CONNECT             0x000C
-connect_bad_qid              IO CONNECT with qid > max_qpairs                  0x0182
-connect_duplicate_qid        IO CONNECT reusing a qid live on the controller   0x0182
-connect_unknown_cntlid       IO CONNECT naming a controller that is not there  0x0182
-connect_unknown_subsystem    CONNECT to a subsystem handle >= max_subsystems   0x0182
-connect_sqsize_too_large     CONNECT sqsize >= max_queue_depth                 0x0182
-connect_sqsize_zero          CONNECT sqsize 0 (a queue needs >= 2 entries)     0x0182
-property_get_bad_offset      Property Get at an offset not CAP/VS/CC/CSTS      0x0002
-property_set_bad_offset      Property Set at an offset not CAP/VS/CC/CSTS      0x0002
-identify_bad_cns             identify CNS 4..255                               0x0002
-identify_nsid_unknown        identify CNS 0 with nsid 0 or above max           0x000B
-fabrics_bad_fctype           fabrics fctype not 0/1/4                          0x0001 alt 0x0002
-===========================  ================================================  ==============
-
-Assumptions a target may not share (reported with each run, not hidden): SGL checks come
-before namespace and LBA checks, so a long in-capsule write is 0x000F even if it also runs
-past the namespace; for ``list_too_many_descriptors`` above 16, ``ndesc`` and the SGL1
-length both claim the full count while ``list`` holds only 16 entries.
+Strategies only: nothing here calls a target.  The host-side facts a live target gives
+(``ErrContext``) are passed in by the harness once it has connected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from strategies import nvme
-from strategies.sgl import descriptor_lengths
-from strategies.types import Malformed, MalformedQueue, Namespace, TransportOptions
+from strategies import wire as sw
+from strategies.wire import MalformedCapsule, Region, WireKind, WireLimits
 
-__all__ = ["MALFORMED_KINDS", "feasible_kinds", "malformed_commands"]
+__all__ = ["CONNECTS", "EXTRA_KINDS", "KINDS", "MALFORMED_KINDS", "SETUP", "ErrContext",
+           "MalformedCapsule", "Region", "WireKind", "WireLimits", "feasible_kinds",
+           "malformed_commands"]
 
-U32 = 0xFFFF_FFFF
-U64 = 0xFFFF_FFFF_FFFF_FFFF
+W = sw.codec
+U16, U32, U64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 
-# Opcodes chosen with data-direction bits 00 so no SGL parsing can get in the way of the
-# opcode check, and disjoint from every opcode the target implements on either queue.
-_NVM_INVALID_OPCODES = (0x04, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x80, 0x84, 0xC0, 0xFC)
-_ADMIN_INVALID_OPCODES = (0x10, 0x14, 0x1C, 0x20, 0x24, 0x3C, 0x40, 0x7C, 0x80, 0xC0)
-_BAD_SGL_TYPES = (0x1, 0x2, 0x5, 0x6, 0x7, 0x8, 0x9, 0xA, 0xB, 0xC, 0xD, 0xE, 0xF)
-_NON_KEYED_TYPES = (nvme.SGL_TYPE_DATA_BLOCK, 0x1, 0x2, nvme.SGL_TYPE_LAST_SEGMENT,
-                    0x5, 0x8, 0xF)
-_BAD_FCTYPES = (0x02, 0x03, 0x05, 0x06, 0x07, 0x08, 0x0C, 0x10, 0x7F, 0xC0, 0xFF)
-# Not a register in NVMe-oF (0x20..0x3F left out: NSSR/AQA/ASQ/ACQ may be served).
+
+@dataclass(frozen=True)
+class ErrContext:
+    """What a host knows once it has connected: the target's ``limits`` (with the host
+    memory region keyed descriptors may point into), the CNTLID of the controller its I/O
+    queues belong to and the HOSTID it connected with, the QIDs in use on that controller,
+    the QID the next I/O queue Connect uses, how many I/O queues the controller grants (Get
+    Features, Number of Queues: QIDs 1..``max_qid``) and its NN (Identify Controller)."""
+
+    limits: WireLimits
+    cntlid: int = 1
+    hostid: bytes = bytes(16)
+    live_qids: tuple[int, ...] = (1, 2)
+    next_qid: int = 3
+    max_qid: int = 255
+    max_namespaces: int = 4
+    live_cntlids: tuple[int, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.live_cntlids:
+            object.__setattr__(self, "live_cntlids", (self.cntlid,))
+
+
+_GEN = "NVMe Base 2.0 4.6.1.2 (Generic Command Status)"
+_CONN = "NVMe-oF 1.1 3.3 (Connect)"
+_RSVD = ("NVMe Base 2.0 1.5 (Definitions: reserved bits, bytes and fields are cleared to 0h "
+         "by the sender and ignored by the receiver)")
+
+#: The kinds this module adds to ``strategies.wire.WIRE_KINDS``.
+EXTRA_KINDS: Final[dict[str, WireKind]] = {
+    "fabrics_prohibited_admin_opcode": WireKind(
+        W.SC_INVALID_OPCODE, "admin",
+        "NVMe-oF 1.1 / NVMe Base 2.0 3.1 (a fabrics host creates I/O queues with Connect: "
+        "Create and Delete I/O Submission / Completion Queue and Doorbell Buffer Config are "
+        f"prohibited over fabrics); {_GEN} 01h Invalid Command Opcode"),
+    "admin_opcode_on_io": WireKind(
+        W.SC_INVALID_OPCODE, "io",
+        "NVM Command Set 1.0 opcode table (06h, 0Ah, 18h reserved; 08h Write Zeroes and 09h "
+        "Dataset Management optional and not claimed in Identify Controller ONCS); admin "
+        f"commands belong to the admin queue; {_GEN} 01h Invalid Command Opcode"),
+    "namespace_not_ready": WireKind(
+        W.SC_NAMESPACE_NOT_READY, "io",
+        f"{_GEN} 82h Namespace Not Ready (the namespace is not ready to be accessed)"),
+    "connect_bad_qid": WireKind(
+        W.SC_CONNECT_INVALID_PARAMETERS, "io_unconnected",
+        f"{_CONN}: QID beyond the I/O queues the controller grants (NVMe Base 2.0 5.21.1.7 "
+        f"Number of Queues); status 82h Connect Invalid Parameters"),
+    "connect_duplicate_qid": WireKind(
+        W.SC_CONNECT_INVALID_PARAMETERS, "io_unconnected",
+        f"{_CONN}: QID of an I/O queue the controller already has; status 82h Connect "
+        f"Invalid Parameters (Linux nvmet answers 0Ch Command Sequence Error, SPDK SCT 1h "
+        f"SC 01h Invalid Queue Identifier)",
+        (W.SC_COMMAND_SEQUENCE_ERROR, W.SC_INVALID_QUEUE_IDENTIFIER)),
+    "connect_unknown_cntlid": WireKind(
+        W.SC_CONNECT_INVALID_PARAMETERS, "io_unconnected",
+        f"{_CONN} and NVMe-oF 1.1 4.2: an I/O queue Connect names the CNTLID of a live "
+        f"controller of the subsystem; status 82h Connect Invalid Parameters"),
+    "connect_io_sqsize_zero": WireKind(
+        W.SC_CONNECT_INVALID_PARAMETERS, "io_unconnected",
+        f"{_CONN}: SQSIZE is 0's based, a queue has at least 2 entries; status 82h Connect "
+        f"Invalid Parameters"),
+    "connect_io_sqsize_too_large": WireKind(
+        W.SC_CONNECT_INVALID_PARAMETERS, "io_unconnected",
+        f"{_CONN}: SQSIZE above CAP.MQES; status 82h Connect Invalid Parameters"),
+    "property_get_bad_offset": WireKind(
+        W.SC_INVALID_FIELD, "admin",
+        "NVMe-oF 1.1 3.4 (OFST names a property the controller does not have; NVMe Base 2.0 "
+        f"3.1.3 property map); {_GEN} 02h Invalid Field in Command"),
+    "property_set_bad_offset": WireKind(
+        W.SC_INVALID_FIELD, "admin",
+        "NVMe-oF 1.1 3.5 (OFST names a property the controller does not have; NVMe Base 2.0 "
+        f"3.1.3 property map); {_GEN} 02h Invalid Field in Command"),
+    "identify_bad_cns": WireKind(
+        W.SC_INVALID_FIELD, "admin",
+        f"NVMe Base 2.0 5.17.1 (a CNS value the controller does not support); {_GEN} 02h "
+        f"Invalid Field in Command"),
+    "identify_nsid_unknown": WireKind(
+        W.SC_INVALID_NAMESPACE, "admin",
+        f"NVMe Base 2.0 5.17.2.1 (CNS 00h with NSID 0h or above NN); {_GEN} 0Bh Invalid "
+        f"Namespace or Format"),
+    "sqe_reserved_bits": WireKind(
+        W.SC_SUCCESS, "io",
+        f"{_RSVD}: CDW0 bits 13:10 (NVMe Base 2.0 4.1) of a valid command; it completes as if "
+        f"they were 0"),
+    "flush_reserved_dwords": WireKind(
+        W.SC_SUCCESS, "io",
+        f"{_RSVD}: Flush Command Dwords 10..15 (NVM Command Set 1.0 Flush); it completes as if "
+        f"they were 0"),
+    "sgl_reserved_bytes": WireKind(
+        W.SC_SUCCESS, "io",
+        f"{_RSVD}: bytes 14:12 of a Data Block or Last Segment descriptor (NVMe Base 2.0 "
+        f"4.4); the command completes as if they were 0"),
+    "fabrics_reserved_bytes": WireKind(
+        W.SC_SUCCESS, "admin",
+        f"{_RSVD}: a Property Get's bytes 23:05 (fabrics command, NVMe-oF 1.1 2.1), 39:24, "
+        f"43:41, 63:56 and ATTRIB bits 7:3 (NVMe-oF 1.1 3.4); it completes as if they were 0"),
+    "connect_reserved_fields": WireKind(
+        W.SC_SUCCESS, "admin_unconnected",
+        f"{_RSVD}: a Connect's SQE bytes 23:05, 47 and 63:52 and its data bytes 255:18 and "
+        f"1023:768 (NVMe-oF 1.1 3.3); it connects the queue as if they were 0"),
+}
+
+#: Every ERR-1 kind: the wire kinds of ``strategies.wire``, then the ones above.
+KINDS: Final[dict[str, WireKind]] = {**sw.WIRE_KINDS, **EXTRA_KINDS}
+MALFORMED_KINDS: Final[tuple[str, ...]] = tuple(KINDS)
+
+#: Harness actions a kind needs before its capsule is sent (``namespace_not_ready``: mark
+#: the namespace the capsule addresses not ready; undo after the answer).
+SETUP: Final[dict[str, tuple[str, ...]]] = {"namespace_not_ready": ("namespace_not_ready",)}
+
+#: Kinds whose command, answered with success, connects the queue it went to (its state
+#: goes from connecting to active; every other kind leaves the state as it was).
+CONNECTS: Final[frozenset[str]] = frozenset({"connect_reserved_fields"})
+
+# Admin opcodes a fabrics controller does not have (NVMe Base 2.0 3.1 / 5: 00h Delete I/O
+# SQ, 01h Create I/O SQ, 04h Delete I/O CQ, 05h Create I/O CQ, 7Ch Doorbell Buffer Config).
+_PROHIBITED_ADMIN = (0x00, 0x01, 0x04, 0x05, 0x7C)
+# Admin opcodes on an I/O queue: Identify 06h, Get Features 0Ah, Keep Alive 18h (reserved in
+# the NVM command set), Abort 08h / Set Features 09h (Write Zeroes / Dataset Management
+# there, optional; the built-in controller's ONCS claims neither).
+_ADMIN_ON_IO = (0x06, 0x08, 0x09, 0x0A, 0x18)
+# Not a property in NVMe-oF (0x20..0x3F left out: NSSR/AQA/ASQ/ACQ may be served).
 _BAD_PROPERTY_OFFSETS = st.one_of(
     st.sampled_from([0x04, 0x0C, 0x10, 0x18]),
     st.integers(0x40 // 4, 0xFFF // 4).map(lambda w: 4 * w),
     st.sampled_from([0x1000, 0xFFFC, U32]))
+# (offset, ATTRIB size) of every property a Property Get may read: CAP is 8 bytes.
+_PROPERTIES = ((0x00, 1), (0x08, 0), (0x14, 0), (0x1C, 0))
+#: Bytes of an Identify data structure (NVMe Base 2.0 5.17.2).
+IDENTIFY_DATA: Final = 4096
 
 
-Builder = Callable[[TransportOptions, Namespace], SearchStrategy[Malformed] | None]
+# ------------------------------------------------------------------------------ builders
 
 
-def _m(kind: str, base: str, queue: MalformedQueue, overrides: dict[str, Any], status: int,
-       alternatives: tuple[int, ...] = (), icd_len: int | None = None,
-       setup: tuple[str, ...] = ()) -> Malformed:
-    return Malformed(kind, base, queue, overrides, status, alternatives, icd_len, setup)
+def _cid() -> SearchStrategy[int]:
+    return st.integers(0, U16)
 
 
-def _io_fits(o: TransportOptions, ns: Namespace) -> bool:
-    """A one-block read/write is valid, so only the override can be wrong."""
-    return ns.block_size <= o.max_io_size and ns.num_blocks >= 1
-
-
-def _max_list(o: TransportOptions) -> int:
-    return min(nvme.MAX_SGL_DESC, o.max_sgl_descriptors)
-
-
-def _entries(lengths: tuple[int, ...]) -> tuple[dict[str, int], ...]:
-    """Valid keyed list entries, packed from region offset 0."""
-    out, pos = [], 0
-    for n in lengths:
-        out.append({"addr": pos, "length": n, "type": nvme.SGL_TYPE_KEYED_DATA,
-                    "subtype": nvme.SGL_SUBTYPE_ADDRESS})
-        pos += n
-    return tuple(out)
-
-
-def _list_overrides(entries: tuple[dict[str, int], ...], ndesc: int | None = None,
-                    ) -> dict[str, Any]:
-    n = len(entries) if ndesc is None else ndesc
-    return {"ndesc": n, "sgl": {"length": n * nvme.SGL_DESC_BYTES}, "list": entries}
-
-
-# ------------------------------------------------------------------------ opcode kinds
-
-def _io_invalid_opcode(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda op: _m("io_invalid_opcode", "flush", "io", {"opcode": op},
-                                   nvme.SC_INVALID_OPCODE),
-                     st.sampled_from(_NVM_INVALID_OPCODES))
-
-
-def _admin_invalid_opcode(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda op: _m("admin_invalid_opcode", "keep_alive", "admin",
-                                   {"opcode": op}, nvme.SC_INVALID_OPCODE),
-                     st.sampled_from(_ADMIN_INVALID_OPCODES))
-
-
-def _nvm_on_admin(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda op: _m("nvm_opcode_on_admin", "keep_alive", "admin",
-                                   {"opcode": op, "nsid": 1}, nvme.SC_INVALID_OPCODE),
-                     st.sampled_from(sorted(nvme.NVM_OPCODES)))
-
-
-def _admin_on_io(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda op: _m("admin_opcode_on_io", "flush", "io", {"opcode": op},
-                                   nvme.SC_INVALID_OPCODE),
-                     st.sampled_from(sorted(nvme.ADMIN_OPCODES)))
-
-
-def _fabrics_bad_fctype(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda f: _m("fabrics_bad_fctype", "property_get", "admin",
-                                  {"fctype": f}, nvme.SC_INVALID_OPCODE,
-                                  (nvme.SC_INVALID_FIELD,)),
-                     st.sampled_from(_BAD_FCTYPES))
-
-
-# --------------------------------------------------------------------------- SGL kinds
-
-def _rw() -> SearchStrategy[str]:
-    return st.sampled_from(["read", "write"])
-
-
-def _invalid_sgl_type(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    if not _io_fits(o, ns):
-        return None
-    sgl = st.one_of(st.builds(lambda t: {"type": t}, st.sampled_from(_BAD_SGL_TYPES)),
-                    st.just({"type": nvme.SGL_TYPE_DATA_BLOCK,
-                             "subtype": nvme.SGL_SUBTYPE_ADDRESS}))
-    return st.builds(lambda b, s: _m("invalid_sgl_type", b, "io", {"sgl": s},
-                                     nvme.SC_SGL_DESC_TYPE_INVALID), _rw(), sgl)
-
-
-def _invalid_keyed_subtype(o: TransportOptions, ns: Namespace,
-                           ) -> SearchStrategy[Malformed] | None:
-    if not _io_fits(o, ns):
-        return None
-    return st.builds(lambda b, s: _m("invalid_keyed_subtype", b, "io", {"sgl": {"subtype": s}},
-                                     nvme.SC_SGL_DESC_TYPE_INVALID),
-                     _rw(), st.integers(0x1, 0xE))
-
-
-def _icd_offset_beyond(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    icd = o.in_capsule_data_size
-    return st.builds(
-        lambda k: _m("icd_offset_beyond_data", "write_icd", "io",
-                     {"sgl": {"addr": icd + k}}, nvme.SC_SGL_OFFSET_INVALID,
-                     (nvme.SC_DATA_SGL_LENGTH_INVALID,), icd_len=min(ns.block_size, icd)),
-        st.one_of(st.integers(1, 16), st.integers(1, 65536)))
-
-
-def _icd_length_too_large(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    icd, bs = o.in_capsule_data_size, ns.block_size
-    first = icd // bs  # smallest 0-based nlb whose transfer exceeds the ICD size
-    return st.builds(lambda nlb: _m("icd_length_too_large", "write_icd", "io", {"nlb": nlb},
-                                    nvme.SC_DATA_SGL_LENGTH_INVALID, icd_len=icd),
-                     st.integers(first, first + 3))
-
-
-def _keyed_too_large(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    if not _io_fits(o, ns):
-        return None
-    first = o.max_io_size // ns.block_size  # 0-based nlb of the first too-long transfer
-    by_nlb = st.builds(lambda b, j: _m("keyed_length_too_large", b, "io", {"nlb": first + j},
-                                       nvme.SC_DATA_SGL_LENGTH_INVALID),
-                       _rw(), st.integers(0, 3))
-    # a huge length on a one-block command: wrong twice over, same status either way
-    huge = st.builds(lambda b, n: _m("keyed_length_too_large", b, "io",
-                                     {"sgl": {"length": n}}, nvme.SC_DATA_SGL_LENGTH_INVALID),
-                     _rw(), st.sampled_from([U32, 1 << 31, nvme.MAX_SGL_DESC * o.max_io_size]))
-    return st.one_of(by_nlb, huge)
+def _nonzero(draw: DrawFn, widths: dict[str, int]) -> dict[str, int]:
+    """Values for the named fields (``name -> bits``), at least one of them non-zero."""
+    out = {name: draw(st.integers(0, (1 << bits) - 1)) for name, bits in widths.items()}
+    if not any(out.values()):
+        name = draw(st.sampled_from(sorted(widths)))
+        out[name] = draw(st.integers(1, (1 << widths[name]) - 1))
+    return out
 
 
 @st.composite
-def _list_too_large(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    nlb = o.max_io_size // ns.block_size + draw(st.integers(0, 3))
-    total = (nlb + 1) * ns.block_size
-    lo = 2 if _max_list(o) >= 2 else 1
-    n = draw(st.integers(lo, _max_list(o)))
-    lengths = draw(descriptor_lengths(total, n, o.io_unit_size))
-    return _m("keyed_list_length_too_large", draw(st.sampled_from(["read_list", "write_list"])),
-              "io", {"nlb": nlb, **_list_overrides(_entries(lengths))},
-              nvme.SC_DATA_SGL_LENGTH_INVALID)
-
-
-def _keyed_list_too_large(o: TransportOptions, ns: Namespace,
-                          ) -> SearchStrategy[Malformed] | None:
-    return _list_too_large(o, ns) if _io_fits(o, ns) else None
-
-
-def _valid_nlb(o: TransportOptions, ns: Namespace, max_bytes: int) -> SearchStrategy[int]:
-    """0-based nlb whose transfer fits ``max_bytes`` and the namespace from LBA 0."""
-    return st.integers(0, min(max_bytes // ns.block_size, ns.num_blocks) - 1)
+def _keyed_piece(draw: DrawFn, lim: WireLimits, most: int | None = None) -> Any:
+    """A keyed descriptor inside a region, 1..``most`` bytes (default: one transfer)."""
+    top = min(lim.max_piece, lim.max_io_size) if most is None else most
+    n = draw(st.integers(1, top))
+    r = draw(st.sampled_from([r for r in lim.regions if r.size >= n]))
+    return W.keyed(r.iova + draw(st.integers(0, r.size - n)), n, r.rkey)
 
 
 @st.composite
-def _length_short(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    nlb = draw(_valid_nlb(o, ns, o.max_io_size))
-    transfer = (nlb + 1) * ns.block_size
-    short = transfer - draw(st.integers(1, transfer - 1))
-    if min(_max_list(o), short) >= 2 and draw(st.booleans()):
-        n = draw(st.integers(2, min(_max_list(o), short)))
-        lengths = draw(descriptor_lengths(short, n, o.io_unit_size))
-        return _m("sgl_length_short", draw(st.sampled_from(["read_list", "write_list"])), "io",
-                  {"nlb": nlb, **_list_overrides(_entries(lengths))},
-                  nvme.SC_DATA_SGL_LENGTH_INVALID)
-    return _m("sgl_length_short", draw(_rw()), "io", {"nlb": nlb, "sgl": {"length": short}},
-              nvme.SC_DATA_SGL_LENGTH_INVALID)
+def _io_connect(draw: DrawFn, ctx: ErrContext, *, qid: int | None = None,
+                cntlid: int | None = None, sqsize: int | None = None) -> Any:
+    """An I/O queue Connect of this host (its HOSTID and HOSTNQN) to the subsystem of
+    ``ctx.cntlid``: next free QID, SQSIZE 1..CAP.MQES, unless a field is given."""
+    lim = ctx.limits
+    sq = W.ConnectSqe(cid=draw(_cid()), qid=ctx.next_qid if qid is None else qid,
+                      sqsize=(draw(st.integers(1, max(lim.max_queue_depth - 1, 1)))
+                              if sqsize is None else sqsize), kato=0)
+    data = W.ConnectData.make(lim.subnqn, lim.hostnqn, ctx.hostid,
+                              ctx.cntlid if cntlid is None else cntlid)
+    return W.connect_capsule(sq, data)
 
 
-def _sgl_length_short(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    return _length_short(o, ns) if _io_fits(o, ns) and ns.block_size >= 2 else None
-
-
-@st.composite
-def _length_long(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    nlb = draw(_valid_nlb(o, ns, o.max_io_size - 1))
-    transfer = (nlb + 1) * ns.block_size
-    longer = transfer + draw(st.integers(1, o.max_io_size - transfer))
-    return _m("sgl_length_long", draw(_rw()), "io", {"nlb": nlb, "sgl": {"length": longer}},
-              nvme.SC_DATA_SGL_LENGTH_INVALID)
-
-
-def _sgl_length_long(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    return _length_long(o, ns) if _io_fits(o, ns) and ns.block_size < o.max_io_size else None
-
-
-def _list_zero(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    if not _io_fits(o, ns):
-        return None
-    return st.builds(lambda b: _m("list_zero_descriptors", b, "io", _list_overrides(()),
-                                  nvme.SC_INVALID_NUM_SGL_DESC),
-                     st.sampled_from(["read_list", "write_list"]))
+def _with_data(draw: DrawFn, lim: WireLimits, sqe: Any) -> Any:
+    """``sqe`` with a valid keyed SGL1 if its opcode moves data, else SGL1 zero."""
+    if sqe.data_direction in (1, 2):
+        return W.Capsule(sqe.replace(sgl1=draw(_keyed_piece(lim))))
+    return W.Capsule(sqe)
 
 
 @st.composite
-def _too_many(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    claimed = draw(st.one_of(st.integers(o.max_sgl_descriptors + 1, nvme.MAX_SGL_DESC + 1),
-                             st.integers(o.max_sgl_descriptors + 1, 255)))
-    held = min(claimed, nvme.MAX_SGL_DESC)  # the capsule's list[] has 16 slots
-    lengths = draw(descriptor_lengths(ns.block_size, held, o.io_unit_size))
-    return _m("list_too_many_descriptors", draw(st.sampled_from(["read_list", "write_list"])),
-              "io", _list_overrides(_entries(lengths), ndesc=claimed),
-              nvme.SC_INVALID_NUM_SGL_DESC)
-
-
-def _list_too_many(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    return _too_many(o, ns) if _io_fits(o, ns) else None
+def _prohibited_admin(draw: DrawFn, ctx: ErrContext) -> Any:
+    return _with_data(draw, ctx.limits, W.Sqe(opc=draw(st.sampled_from(_PROHIBITED_ADMIN)),
+                                              cid=draw(_cid())))
 
 
 @st.composite
-def _valid_list(draw: DrawFn, o: TransportOptions, ns: Namespace,
-                ) -> tuple[str, tuple[dict[str, int], ...]]:
-    lo = 2 if _max_list(o) >= 2 else 1
-    n = draw(st.integers(lo, _max_list(o)))
-    lengths = draw(descriptor_lengths(ns.block_size, n, o.io_unit_size))
-    return draw(st.sampled_from(["read_list", "write_list"])), _entries(lengths)
+def _admin_on_io(draw: DrawFn, ctx: ErrContext) -> Any:
+    nsid = draw(st.integers(1, len(ctx.limits.namespaces)))
+    return _with_data(draw, ctx.limits, W.Sqe(opc=draw(st.sampled_from(_ADMIN_ON_IO)),
+                                              cid=draw(_cid()), nsid=nsid))
+
+
+def _not_ready(ctx: ErrContext) -> SearchStrategy[Any]:
+    return sw.io_capsules(ctx.limits)
 
 
 @st.composite
-def _entry_not_keyed(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    base, entries = draw(_valid_list(o, ns))
-    i = draw(st.integers(0, len(entries) - 1))
-    bad = dict(entries[i], type=draw(st.sampled_from(_NON_KEYED_TYPES)),
-               subtype=draw(st.sampled_from([nvme.SGL_SUBTYPE_ADDRESS,
-                                             nvme.SGL_SUBTYPE_OFFSET])))
-    entries = entries[:i] + (bad,) + entries[i + 1:]
-    return _m("list_entry_not_keyed", base, "io", _list_overrides(entries),
-              nvme.SC_SGL_DESC_TYPE_INVALID, (nvme.SC_INVALID_SGL_SEG_DESC,))
-
-
-def _list_entry_not_keyed(o: TransportOptions, ns: Namespace,
-                          ) -> SearchStrategy[Malformed] | None:
-    return _entry_not_keyed(o, ns) if _io_fits(o, ns) else None
+def _bad_qid(draw: DrawFn, ctx: ErrContext) -> Any:
+    return draw(_io_connect(ctx, qid=draw(st.integers(ctx.max_qid + 1, U16))))
 
 
 @st.composite
-def _wrong_subtype(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    base, entries = draw(_valid_list(o, ns))
-    over = _list_overrides(entries)
-    sub = draw(st.sampled_from([s for s in range(16) if s != nvme.SGL_SUBTYPE_OFFSET]))
-    over["sgl"] = dict(over["sgl"], subtype=sub)
-    return _m("last_segment_wrong_subtype", base, "io", over,
-              nvme.SC_SGL_DESC_TYPE_INVALID, (nvme.SC_INVALID_SGL_SEG_DESC,))
+def _duplicate_qid(draw: DrawFn, ctx: ErrContext) -> Any:
+    return draw(_io_connect(ctx, qid=draw(st.sampled_from(ctx.live_qids))))
 
-
-def _last_segment_wrong_subtype(o: TransportOptions, ns: Namespace,
-                                ) -> SearchStrategy[Malformed] | None:
-    return _wrong_subtype(o, ns) if _io_fits(o, ns) else None
-
-
-# --------------------------------------------------------------------- namespace kinds
 
 @st.composite
-def _lba(draw: DrawFn, o: TransportOptions, ns: Namespace) -> Malformed:
-    nlb = draw(_valid_nlb(o, ns, o.max_io_size))
-    if draw(st.integers(0, 3)) == 3:  # 64-bit wrap: slba + nlb + 1 overflows to a small LBA
-        slba = U64 - draw(st.integers(0, nlb))
-    else:  # first LBA past the last one that would fit, or further
-        slba = ns.num_blocks - nlb + draw(st.one_of(st.just(0), st.integers(0, 1024)))
-    return _m("lba_out_of_range", draw(_rw()), "io", {"slba": slba, "nlb": nlb},
-              nvme.SC_LBA_OUT_OF_RANGE)
+def _unknown_cntlid(draw: DrawFn, ctx: ErrContext) -> Any:
+    # FFF0h..FFFFh are reserved / the dynamic-model wildcard: their meaning varies
+    live = set(ctx.live_cntlids)
+    cntlid = draw(st.integers(0, 0xFFEF).filter(lambda c: c not in live))
+    return draw(_io_connect(ctx, cntlid=cntlid))
 
 
-def _lba_out_of_range(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    return _lba(o, ns) if _io_fits(o, ns) else None
+@st.composite
+def _io_sqsize_zero(draw: DrawFn, ctx: ErrContext) -> Any:
+    return draw(_io_connect(ctx, sqsize=0))
 
 
-def _io_bases(o: TransportOptions, ns: Namespace) -> SearchStrategy[str]:
-    return st.sampled_from(["flush", "read", "write"] if _io_fits(o, ns) else ["flush"])
+@st.composite
+def _io_sqsize_too_large(draw: DrawFn, ctx: ErrContext) -> Any:
+    return draw(_io_connect(ctx, sqsize=draw(st.integers(ctx.limits.max_queue_depth, U16))))
 
 
-def _unknown_nsid(o: TransportOptions) -> SearchStrategy[int]:
-    # 0xFFFFFFFF (broadcast) is left out: it is legal for some commands (flush, identify).
-    return st.one_of(st.integers(o.max_namespaces + 1, o.max_namespaces + 64),
-                     st.sampled_from([1 << 31, U32 - 1]))
+@st.composite
+def _property_bad(draw: DrawFn, ctx: ErrContext, fctype: int) -> Any:
+    value = draw(st.integers(0, U64)) if fctype == W.FCTYPE_PROPERTY_SET else 0
+    return W.Capsule(W.PropertySqe(fctype, draw(_cid()), draw(_BAD_PROPERTY_OFFSETS),
+                                   draw(st.sampled_from((0, 1))), value).sqe())
 
 
-def _nsid_zero(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda b: _m("nsid_zero", b, "io", {"nsid": 0},
-                                  nvme.SC_INVALID_NAMESPACE), _io_bases(o, ns))
+@st.composite
+def _identify(draw: DrawFn, ctx: ErrContext, cns: int, nsid: int) -> Any:
+    lim = ctx.limits
+    r = draw(st.sampled_from([r for r in lim.regions if r.size >= IDENTIFY_DATA]))
+    sgl = W.keyed(r.iova + draw(st.integers(0, r.size - IDENTIFY_DATA)), IDENTIFY_DATA,
+                  r.rkey)
+    return W.Capsule(W.Sqe(opc=W.OPC_IDENTIFY, cid=draw(_cid()), nsid=nsid, sgl1=sgl,
+                           cdw10=cns))
 
 
-def _nsid_unknown(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda b, n: _m("nsid_unknown", b, "io", {"nsid": n},
-                                     nvme.SC_INVALID_NAMESPACE),
-                     _io_bases(o, ns), _unknown_nsid(o))
+@st.composite
+def _identify_bad_cns(draw: DrawFn, ctx: ErrContext) -> Any:
+    # CNS 02h and 03h (namespace lists) are left out: a target may reasonably serve them
+    return draw(_identify(ctx, draw(st.integers(0x04, 0xFF)), 0))
 
 
-def _ns_not_ready(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda b: _m("namespace_not_ready", b, "io", {},
-                                  nvme.SC_NAMESPACE_NOT_READY,
-                                  setup=("namespace_not_ready",)), _io_bases(o, ns))
+@st.composite
+def _identify_nsid_unknown(draw: DrawFn, ctx: ErrContext) -> Any:
+    # FFFFFFFFh is left out: with namespace management it names the common capabilities
+    nn = ctx.max_namespaces
+    nsid = draw(st.one_of(st.just(0), st.integers(nn + 1, U32 - 1)))
+    return draw(_identify(ctx, 0x00, nsid))
 
 
-# ------------------------------------------------------------- sequence/connect kinds
-
-def _io_before_connect(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda b: _m("io_before_connect", b, "io_unconnected", {},
-                                  nvme.SC_COMMAND_SEQUENCE_ERROR), _io_bases(o, ns))
-
-
-def _admin_bases(o: TransportOptions) -> list[str]:
-    return (["keep_alive", "property_get"]
-            + (["identify"] if o.max_io_size >= nvme.IDENTIFY_DATA_BYTES else []))
+@st.composite
+def _sqe_reserved(draw: DrawFn, ctx: ErrContext) -> Any:
+    cap = draw(sw.io_capsules(ctx.limits))
+    return cap.replace(sqe=cap.sqe.replace(rsvd=draw(st.integers(1, 15))))
 
 
-def _admin_before_connect(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda b: _m("admin_before_connect", b, "admin_unconnected", {},
-                                  nvme.SC_COMMAND_SEQUENCE_ERROR),
-                     st.sampled_from(_admin_bases(o)))
+@st.composite
+def _flush_reserved(draw: DrawFn, ctx: ErrContext) -> Any:
+    dws = _nonzero(draw, {f"cdw{i}": 32 for i in range(10, 16)})
+    nsid = draw(st.integers(1, len(ctx.limits.namespaces)))
+    return W.Capsule(W.Sqe(opc=W.OPC_FLUSH, cid=draw(_cid()), nsid=nsid, **dws))
 
 
-def _connect(kind: str, field: str, values: SearchStrategy[int],
-             bases: tuple[str, ...] = ("connect_io",)) -> SearchStrategy[Malformed]:
-    def build(base: str, v: int) -> Malformed:
-        queue: MalformedQueue = "io_unconnected" if base == "connect_io" else "admin_unconnected"
-        return _m(kind, base, queue, {field: v}, nvme.SC_CONNECT_INVALID_PARAM)
-    return st.builds(build, st.sampled_from(bases), values)
+@st.composite
+def _sgl_reserved(draw: DrawFn, ctx: ErrContext) -> Any:
+    cap = draw(sw.io_capsules(ctx.limits, ops=("read", "write"),
+                              layouts=("in_capsule", "keyed_list")))
+    junk = draw(st.binary(min_size=3, max_size=3).filter(lambda b: b != W.Z3))
+    return cap.replace(sqe=cap.sqe.replace(sgl1=cap.sqe.sgl1.replace(reserved=junk)))
 
 
-def _connect_bad_qid(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    if o.max_qpairs >= 0xFFFF:  # every 16-bit qid might be legal
-        return None
-    return _connect("connect_bad_qid", "qid",
-                    st.one_of(st.integers(o.max_qpairs + 1, 0xFFFF), st.just(0xFFFF)))
+@st.composite
+def _fabrics_reserved(draw: DrawFn, ctx: ErrContext) -> Any:
+    ofst, size = draw(st.sampled_from(_PROPERTIES))
+    r = _nonzero(draw, {"nsid_hi": 24, "cdw2": 32, "cdw3": 32, "mptr": 64, "attrib_hi": 5,
+                        "cdw10_hi": 24, "cdw14": 32, "cdw15": 32})
+    sgl1 = draw(sw.any_sgl_descriptors())
+    sqe = W.PropertySqe(W.FCTYPE_PROPERTY_GET, draw(_cid()), ofst, size).sqe()
+    return W.Capsule(sqe.replace(
+        nsid=W.FCTYPE_PROPERTY_GET | r["nsid_hi"] << 8, cdw2=r["cdw2"], cdw3=r["cdw3"],
+        mptr=r["mptr"], sgl1=sgl1,
+        cdw10=size | r["attrib_hi"] << 3 | r["cdw10_hi"] << 8, cdw14=r["cdw14"],
+        cdw15=r["cdw15"]))
 
 
-def _connect_unknown_cntlid(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    # 0xFFFF (dynamic) and 0xFFF0..0xFFFE (reserved) are left out: their meaning varies.
-    return _connect("connect_unknown_cntlid", "cntlid", st.integers(0xF000, 0xFFEF))
+@st.composite
+def _connect_reserved(draw: DrawFn, ctx: ErrContext) -> Any:
+    cap = draw(sw.connect_capsules(ctx.limits))
+    r = _nonzero(draw, {"nsid_hi": 24, "cdw2": 32, "cdw3": 32, "mptr": 64, "byte47": 8,
+                        "cdw13": 32, "cdw14": 32, "cdw15": 32})
+    sqe = cap.sqe.replace(nsid=W.FCTYPE_CONNECT | r["nsid_hi"] << 8, cdw2=r["cdw2"],
+                          cdw3=r["cdw3"], mptr=r["mptr"],
+                          cdw11=(cap.sqe.cdw11 & 0x00FF_FFFF) | r["byte47"] << 24,
+                          cdw13=r["cdw13"], cdw14=r["cdw14"], cdw15=r["cdw15"])
+    data = W.ConnectData.decode(cap.data).replace(
+        reserved1=draw(st.binary(min_size=238, max_size=238)),
+        reserved2=draw(st.binary(min_size=256, max_size=256)))
+    return W.Capsule(sqe, data.encode())
 
 
-def _connect_unknown_subsystem(o: TransportOptions, ns: Namespace,
-                               ) -> SearchStrategy[Malformed]:
-    return _connect("connect_unknown_subsystem", "subsystem",
-                    st.one_of(st.integers(o.max_subsystems, o.max_subsystems + 64),
-                              st.just(U32)),
-                    ("connect_admin", "connect_io"))
-
-
-def _connect_duplicate_qid(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.just(_m("connect_duplicate_qid", "connect_io", "io_unconnected", {},
-                      nvme.SC_CONNECT_INVALID_PARAM, setup=("duplicate_qid",)))
-
-
-def _connect_sqsize_zero(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return _connect("connect_sqsize_zero", "sqsize", st.just(0),
-                    ("connect_admin", "connect_io"))
-
-
-def _connect_sqsize(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return _connect("connect_sqsize_too_large", "sqsize",
-                    st.one_of(st.just(o.max_queue_depth),
-                              st.integers(o.max_queue_depth, 0xFFFF)),
-                    ("connect_admin", "connect_io"))
-
-
-# --------------------------------------------------------------- admin/property kinds
-
-def _property_get_bad(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda off: _m("property_get_bad_offset", "property_get", "admin",
-                                    {"cdw10": off}, nvme.SC_INVALID_FIELD),
-                     _BAD_PROPERTY_OFFSETS)
-
-
-def _property_set_bad(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed]:
-    return st.builds(lambda off: _m("property_set_bad_offset", "property_set", "admin",
-                                    {"cdw10": off}, nvme.SC_INVALID_FIELD),
-                     _BAD_PROPERTY_OFFSETS)
-
-
-def _identify_bad_cns(o: TransportOptions, ns: Namespace) -> SearchStrategy[Malformed] | None:
-    if o.max_io_size < nvme.IDENTIFY_DATA_BYTES:
-        return None
-    # CNS 2 and 3 (namespace lists) are left out: a target may reasonably serve them.
-    return st.builds(lambda cns: _m("identify_bad_cns", "identify", "admin", {"cdw10": cns},
-                                    nvme.SC_INVALID_FIELD), st.integers(4, 255))
-
-
-def _identify_nsid_unknown(o: TransportOptions, ns: Namespace,
-                           ) -> SearchStrategy[Malformed] | None:
-    if o.max_io_size < nvme.IDENTIFY_DATA_BYTES:
-        return None
-    return st.builds(lambda n: _m("identify_nsid_unknown", "identify", "admin",
-                                  {"cdw10": nvme.CNS_NAMESPACE, "nsid": n},
-                                  nvme.SC_INVALID_NAMESPACE),
-                     st.one_of(st.just(0), _unknown_nsid(o)))
-
-
-_BUILDERS: dict[str, Builder] = {
-    "io_invalid_opcode": _io_invalid_opcode,
-    "admin_invalid_opcode": _admin_invalid_opcode,
-    "nvm_opcode_on_admin": _nvm_on_admin,
+_BUILDERS: Final[dict[str, Any]] = {
+    "fabrics_prohibited_admin_opcode": _prohibited_admin,
     "admin_opcode_on_io": _admin_on_io,
-    "invalid_sgl_type": _invalid_sgl_type,
-    "invalid_keyed_subtype": _invalid_keyed_subtype,
-    "icd_offset_beyond_data": _icd_offset_beyond,
-    "icd_length_too_large": _icd_length_too_large,
-    "keyed_length_too_large": _keyed_too_large,
-    "keyed_list_length_too_large": _keyed_list_too_large,
-    "sgl_length_short": _sgl_length_short,
-    "sgl_length_long": _sgl_length_long,
-    "list_zero_descriptors": _list_zero,
-    "list_too_many_descriptors": _list_too_many,
-    "list_entry_not_keyed": _list_entry_not_keyed,
-    "last_segment_wrong_subtype": _last_segment_wrong_subtype,
-    "lba_out_of_range": _lba_out_of_range,
-    "nsid_zero": _nsid_zero,
-    "nsid_unknown": _nsid_unknown,
-    "namespace_not_ready": _ns_not_ready,
-    "io_before_connect": _io_before_connect,
-    "admin_before_connect": _admin_before_connect,
-    "connect_bad_qid": _connect_bad_qid,
-    "connect_duplicate_qid": _connect_duplicate_qid,
-    "connect_unknown_cntlid": _connect_unknown_cntlid,
-    "connect_unknown_subsystem": _connect_unknown_subsystem,
-    "connect_sqsize_too_large": _connect_sqsize,
-    "connect_sqsize_zero": _connect_sqsize_zero,
-    "property_get_bad_offset": _property_get_bad,
-    "property_set_bad_offset": _property_set_bad,
+    "namespace_not_ready": _not_ready,
+    "connect_bad_qid": _bad_qid,
+    "connect_duplicate_qid": _duplicate_qid,
+    "connect_unknown_cntlid": _unknown_cntlid,
+    "connect_io_sqsize_zero": _io_sqsize_zero,
+    "connect_io_sqsize_too_large": _io_sqsize_too_large,
+    "property_get_bad_offset": lambda ctx: _property_bad(ctx, W.FCTYPE_PROPERTY_GET),
+    "property_set_bad_offset": lambda ctx: _property_bad(ctx, W.FCTYPE_PROPERTY_SET),
     "identify_bad_cns": _identify_bad_cns,
     "identify_nsid_unknown": _identify_nsid_unknown,
-    "fabrics_bad_fctype": _fabrics_bad_fctype,
+    "sqe_reserved_bits": _sqe_reserved,
+    "flush_reserved_dwords": _flush_reserved,
+    "sgl_reserved_bytes": _sgl_reserved,
+    "fabrics_reserved_bytes": _fabrics_reserved,
+    "connect_reserved_fields": _connect_reserved,
 }
-
-#: Every malformed kind, in table order.
-MALFORMED_KINDS: tuple[str, ...] = tuple(_BUILDERS)
+assert set(_BUILDERS) == set(EXTRA_KINDS)
 
 
-def feasible_kinds(opts: TransportOptions, namespace: Namespace) -> tuple[str, ...]:
-    """Kinds that can be isolated under these options and namespace (e.g. no LBA-range
-    case when one block already exceeds ``max_io_size``)."""
-    return tuple(k for k, build in _BUILDERS.items() if build(opts, namespace) is not None)
+# --------------------------------------------------------------------------- the catalogue
 
 
-def malformed_commands(opts: TransportOptions, namespace: Namespace, *,
-                       kinds: tuple[str, ...] = MALFORMED_KINDS) -> SearchStrategy[Malformed]:
-    """Malformed inputs of the feasible ``kinds`` for a target with ``opts``, aimed at
-    ``namespace`` (the one the IO bases address).  Kinds infeasible under these options
-    are skipped; ``ValueError`` if none is left.  Shrinks toward the first kind listed."""
-    bad = set(kinds) - set(_BUILDERS)
-    if bad:
-        raise ValueError(f"unknown malformed kind(s) {sorted(bad)}")
-    branches = [s for k in kinds if (s := _BUILDERS[k](opts, namespace)) is not None]
-    if not branches:
-        raise ValueError(f"none of {kinds} is feasible for {opts} / {namespace}")
-    return st.one_of(branches)
+def _extra_feasible(ctx: ErrContext) -> dict[str, bool]:
+    lim = ctx.limits
+    piece = lim.max_piece >= 1 and lim.max_io_size >= 1
+    identify = (min(lim.max_io_size, lim.max_piece) >= IDENTIFY_DATA
+                and any(r.size >= IDENTIFY_DATA for r in lim.regions))
+    unkeyed = any(set(lim.layouts_for(ns.block_size, op)) & {"in_capsule", "keyed_list"}
+                  for ns in lim.namespaces for op in ("read", "write")
+                  if lim.max_blocks(ns, op))
+    return {
+        "fabrics_prohibited_admin_opcode": piece, "admin_opcode_on_io": piece and bool(lim.namespaces),
+        "namespace_not_ready": bool(lim.namespaces), "connect_bad_qid": ctx.max_qid < U16,
+        "connect_duplicate_qid": bool(ctx.live_qids), "connect_unknown_cntlid": True,
+        "connect_io_sqsize_zero": True,
+        "connect_io_sqsize_too_large": lim.max_queue_depth <= U16,
+        "property_get_bad_offset": True, "property_set_bad_offset": True,
+        "identify_bad_cns": identify, "identify_nsid_unknown": identify,
+        "sqe_reserved_bits": bool(lim.namespaces), "flush_reserved_dwords": bool(lim.namespaces),
+        "sgl_reserved_bytes": unkeyed, "fabrics_reserved_bytes": True,
+        "connect_reserved_fields": True,
+    }
+
+
+def feasible_kinds(ctx: ErrContext) -> tuple[str, ...]:
+    """The kinds of ``MALFORMED_KINDS`` that can be built for this host and target (e.g.
+    ``icd_length_too_large`` needs a transfer longer than the in-capsule area that still fits
+    max_io_size), in catalogue order."""
+    wire = set(sw.feasible_wire_kinds(ctx.limits))
+    extra = _extra_feasible(ctx)
+    return tuple(k for k in MALFORMED_KINDS if k in wire or extra.get(k, False))
+
+
+def _mk(kind: str, capsule: Any) -> MalformedCapsule:
+    k = KINDS[kind]
+    return MalformedCapsule(capsule, k.status, kind, k.citation)
+
+
+def _one(kind: str, ctx: ErrContext) -> SearchStrategy[MalformedCapsule]:
+    if kind in sw.WIRE_KINDS:
+        return sw.malformed_capsules(ctx.limits, (kind,))
+    return _BUILDERS[kind](ctx).map(lambda cap: _mk(kind, cap))
+
+
+def malformed_commands(ctx: ErrContext, kinds: tuple[str, ...] | None = None,
+                       ) -> SearchStrategy[MalformedCapsule]:
+    """``MalformedCapsule(capsule, expected_status, kind, citation)`` of the ``kinds``
+    (default: every feasible one) for the host and target ``ctx`` describes; send it on a
+    queue in state ``KINDS[kind].queue`` (after ``SETUP[kind]``) and accept
+    ``KINDS[kind].accepts(status)``.  Raises ``ValueError`` for an unknown kind or one that
+    cannot be built here.  Shrinks toward the first kind listed."""
+    feasible = feasible_kinds(ctx)
+    chosen = tuple(kinds) if kinds is not None else feasible
+    for k in chosen:
+        if k not in KINDS:
+            raise ValueError(f"unknown malformed kind {k!r}: choose from {MALFORMED_KINDS}")
+        if k not in feasible:
+            raise ValueError(f"malformed kind {k!r} cannot be built under {ctx}")
+    if not chosen:
+        raise ValueError("no malformed kind to draw")
+    if len(chosen) == 1:
+        return _one(chosen[0], ctx)
+    return st.sampled_from(chosen).flatmap(lambda k: _one(k, ctx))

@@ -100,11 +100,14 @@ def _field_strategies(scale: Scale) -> dict[str, SearchStrategy[int]]:
 
 
 def _units(scale: Scale, io_unit: int) -> SearchStrategy[int]:
-    """How many io units make max_io_size: up to 16 (ci) or up to 1 MiB worth (nightly)."""
+    """How many io units make max_io_size: at least 4 KiB worth (``limits.MIN_IO_SIZE``),
+    up to 16 units (ci, or 4 KiB if more) or up to 1 MiB worth (nightly)."""
+    least = max(1, -(-limits.MIN_IO_SIZE // io_unit))
     if scale == "ci":
-        return st.integers(1, 16)
-    most = max(1, MiB // io_unit)
-    return st.one_of(st.integers(1, min(16, most)), st.just(most), st.integers(1, most))
+        return st.integers(least, max(least, 16))
+    most = max(least, MiB // io_unit)
+    return st.one_of(st.integers(least, max(least, min(16, most))), st.just(most),
+                     st.integers(least, most))
 
 
 def _as_strategy(value: Pin) -> SearchStrategy[int]:

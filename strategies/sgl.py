@@ -39,7 +39,8 @@ def sgl_layouts(length: int, opts: TransportOptions, direction: Direction = "h2c
     """Valid layouts for a ``length``-byte transfer under ``opts``.
 
     ``in_capsule`` only when ``direction == "h2c"`` and ``length <= in_capsule_data_size``;
-    ``keyed_list`` only when ``min(16, max_sgl_descriptors, length) >= 2``.  Raises
+    ``keyed_list`` only when ``min(16, max_sgl_descriptors, length, in_capsule_data_size //
+    16) >= 2`` (the list rides in the capsule, 16 bytes a descriptor).  Raises
     ``ValueError`` if ``length`` is outside ``1..max_io_size`` or no kind applies.
     Shrinks toward one keyed descriptor at host offset 0."""
     if not 1 <= length <= opts.max_io_size:
@@ -50,7 +51,8 @@ def sgl_layouts(length: int, opts: TransportOptions, direction: Direction = "h2c
     if ("in_capsule" in kinds and direction == "h2c"
             and length <= opts.in_capsule_data_size):
         branches.append(_in_capsule(length, opts.in_capsule_data_size))
-    most = min(nvme.MAX_SGL_DESC, opts.max_sgl_descriptors, length)
+    most = min(nvme.MAX_SGL_DESC, opts.max_sgl_descriptors, length,
+               opts.in_capsule_data_size // 16)
     if "keyed_list" in kinds and most >= 2:
         branches.append(_keyed_list(length, most, opts.io_unit_size))
     if not branches:

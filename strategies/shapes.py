@@ -65,7 +65,9 @@ def realize(shape: IoShape, ns: Namespace, opts: TransportOptions, nsid: int,
     """The concrete command ``shape`` stands for on namespace ``ns`` under ``opts``.
 
     In-capsule data is used only for writes that fit ``in_capsule_data_size``; lists are
-    capped at ``max_sgl_descriptors`` and at one byte per descriptor; host offsets are laid
+    capped at ``max_sgl_descriptors``, at the descriptors the capsule has room for (a
+    last-segment list rides in the in-capsule area, 16 bytes a descriptor: NVMe-oF 1.1
+    2.x) and at one byte per descriptor; host offsets are laid
     out in transfer order with the shape's gaps between descriptors."""
     if shape.op == "flush":
         return IoCommand("flush", nsid, 0, 0, None)
@@ -79,7 +81,8 @@ def realize(shape: IoShape, ns: Namespace, opts: TransportOptions, nsid: int,
     if kind == "in_capsule":
         layout = SglLayout("in_capsule", (length,), (0,))
     else:
-        most = 1 if kind == "keyed" else min(opts.max_sgl_descriptors, length)
+        room = opts.in_capsule_data_size // 16
+        most = 1 if kind == "keyed" else max(1, min(opts.max_sgl_descriptors, length, room))
         points = sorted({c * length // 1000 for c in shape.cuts} - {0, length})[: most - 1]
         bounds = [0, *points, length]
         lengths = tuple(b - a for a, b in zip(bounds, bounds[1:]))

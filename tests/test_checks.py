@@ -26,6 +26,7 @@ from conformance.checks import LEGAL_TRANSITIONS, QUEUE_OF_STATE, PropertyViolat
 from impl import (
     DestroyReport,
     DrainResult,
+    GroupStats,
     Options,
     OptionsRefused,
     PoolCounts,
@@ -908,6 +909,36 @@ def test_call_refused() -> None:
                                   TargetError(code, "  "), code, ())
 
 
+# ----------------------------------------------------------------------------- STATS
+
+
+def gstats(polls: int = 10, idle: int = 4, completions: int = 12, pending: int = 1,
+           qpairs: int = 2) -> GroupStats:
+    return GroupStats(polls, idle, completions, 5, pending, qpairs, 0, 0, 0)
+
+
+def test_group_stats_agree_with_what_the_harness_saw() -> None:
+    checks.group_stats_agree(0, gstats(), 10, 4, 12, 1, 2)
+
+
+@pytest.mark.parametrize("seen, field", [
+    ((11, 4, 12, 1, 2), "polls"),
+    ((10, 3, 12, 1, 2), "idle_polls"),
+    ((10, 4, 13, 1, 2), "completions"),
+    ((10, 4, 12, 0, 2), "pending_data_buffer"),
+    ((10, 4, 12, 1, 3), "num_qpairs"),
+])
+def test_group_stats_that_disagree_fail_stats_1(seen: tuple[int, ...], field: str) -> None:
+    with pytest.raises(PropertyViolation, match=rf"^STATS-1: poll group 0 reports {field} ="):
+        checks.group_stats_agree(0, gstats(), *seen)
+
+
+def test_completions_reaped_match_the_fabric() -> None:
+    checks.completions_accounted(40, 40)
+    with pytest.raises(PropertyViolation, match=r"^STATS-1: .* 39 completions reaped, .* 40"):
+        checks.completions_accounted(39, 40)
+
+
 # ------------------------------------------------------------- every check, every hook
 
 
@@ -924,5 +955,6 @@ def test_every_public_check_is_covered_here() -> None:
         "depths_within_limits", "options_honoured", "refusal_explained", "no_stall",
         "admin_not_starved", "response_expected", "status_as_expected", "bytes_match",
         "shutdown_released", "qpair_released", "malformed_answered", "call_refused",
+        "group_stats_agree", "completions_accounted",
     }
     assert public == covered

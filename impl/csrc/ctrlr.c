@@ -530,6 +530,12 @@ int nvmf_emu_namespace_read(struct nvmf_emu *e, int subsystem, uint32_t nsid, ui
     return 0;
 }
 
+uint8_t *nvmf_emu_namespace_data(struct nvmf_emu *e, int subsystem, uint32_t nsid)
+{
+    struct emu_ns *ns = ns_get(subsys_get(e, subsystem), &e->o, nsid);
+    return ns ? ns->data : NULL;
+}
+
 int nvmf_emu_namespace_info(struct nvmf_emu *e, int subsystem, uint32_t nsid,
                             uint32_t *block_size, uint64_t *num_blocks)
 {

@@ -99,6 +99,8 @@ int nvmf_emu_namespace_add(struct nvmf_emu *e, int subsystem, uint32_t block_siz
 int nvmf_emu_namespace_set_ready(struct nvmf_emu *e, int subsystem, uint32_t nsid, bool ready);
 int nvmf_emu_namespace_read(struct nvmf_emu *e, int subsystem, uint32_t nsid, uint64_t offset,
                             void *buf, uint64_t len);
+/* The media in place, for a benchmark's memcpy floor (NULL if no such namespace). */
+uint8_t *nvmf_emu_namespace_data(struct nvmf_emu *e, int subsystem, uint32_t nsid);
 int nvmf_emu_namespace_info(struct nvmf_emu *e, int subsystem, uint32_t nsid,
                             uint32_t *block_size, uint64_t *num_blocks);
 

@@ -187,7 +187,7 @@ static void preset(struct nrt_opts *o, unsigned which)
         o->num_poll_groups = 3;
         o->max_queue_depth = 4;
         o->io_unit_size = 512;
-        o->max_io_size = 2048;
+        o->max_io_size = NRT_MIN_IO_SIZE;
         o->in_capsule_data_size = 0;
         o->buf_cache_size = 0;
         o->wr_cache_size = 0;
@@ -651,7 +651,7 @@ static void op_connect(struct harness *g, struct reader *in)
 static void op_cm_connect(struct harness *g, struct reader *in)
 {
     int port = port_sel(rd8(in));
-    uint32_t group = rd8(in);
+    uint32_t group = (uint32_t)group_sel(g, rd8(in));
     uint16_t qid = rd8(in);
     uint32_t depth = rd8(in) % (g->o.max_queue_depth + 2);
     uint8_t flags = rd8(in);
@@ -1058,6 +1058,7 @@ int main(int argc, char **argv)
         LLVMFuzzerTestOneInput(buf, n);
         free(buf);
         printf("ok %s (%zu bytes)\n", argv[i], n);
+        fflush(stdout);   /* an abort() on a later input must not lose this line */
     }
     return 0;
 }

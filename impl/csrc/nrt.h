@@ -43,6 +43,7 @@
 /* ---- limits ------------------------------------------------------------- */
 #define NRT_MAX_SGL_DESC      16   /* keyed descriptors in a last-segment list */
 #define NRT_MAX_POLL_GROUPS   64
+#define NRT_MIN_IO_SIZE       4096 /* max_io_size floor: an Identify page fits one request */
 #define NRT_ERRMSG_LEN        256
 
 /* ---- defect switches (DESIGN section 2); off by default ----------------- */
@@ -126,7 +127,7 @@
 #define NRT_QP_ERROR       2   /* draining: flushes and bdev IO still to finish */
 #define NRT_QP_DESTROYED   3
 
-/* ---- micro-events for nrt_run() ----------------------------------------- */
+/* ---- micro-events for nrt_rig_run() ------------------------------------- */
 #define NRT_EV_DELIVER_H2T  1  /* arg = connection: the host QP's next posted SEND executes */
 #define NRT_EV_DELIVER_T2H  2  /* arg = connection: the target QP's next posted WR executes */
 #define NRT_EV_POLL         3  /* arg = poll group */
@@ -303,6 +304,8 @@ struct nrt_conn_info {
     uint8_t reserved;
     uint32_t host_qp_num;
     uint32_t target_qp_num;
+    uint32_t host_qp_state;     /* what the fabric says: enum ibv_qp_state (6 = error), */
+    uint32_t target_qp_state;   /* 0 once the QP is gone */
 };
 
 struct nrt_fabric_stats {

@@ -55,6 +55,13 @@ static uint16_t parse_sgl(struct nrt_transport *t, struct request *r)
         r->desc[0].addr = sgl->keyed.address;
         r->desc[0].len = nvme_sgl_keyed_length(&sgl->keyed);
         r->desc[0].key = nvme_sgl_keyed_key(&sgl->keyed);
+        if (r->desc[0].len == 0) {
+            /* a zero-length data block transfers nothing (NVMe base 2.0, 4.4.1): hosts send
+             * one for commands whose opcode has a direction but no data (Set Features);
+             * the controller judges whether the command needed data */
+            r->xfer = 0;
+            return NRT_SC_SUCCESS;
+        }
         r->ndesc = 1;
         total = r->desc[0].len;
         break;
@@ -321,6 +328,13 @@ static bool post_response(struct nrt_transport *t, struct request *r, bool with_
 static void execute(struct nrt_transport *t, struct request *r)
 {
     struct qpair *qp = r->qp;
+    /* The controller writes only the data it has (an Identify page, say) into a buffer the
+     * SGL may make longer, and the whole SGL goes to the host: admin data is zeroed first
+     * so that no stale bytes of an earlier request leak (SPDK zeroes admin data too).  An
+     * NVM Read fills exactly its length. */
+    if (r->xfer == 2 && qp->emu.qid == 0)
+        for (uint32_t i = 0; i < r->nbufs; i++)
+            memset(r->iov[i].iov_base, 0, r->iov[i].iov_len);
     r->cmd = (struct nvmf_emu_cmd){
         .sqe = r->sqe, .qp = &qp->emu, .iov = r->iov,
         .iovcnt = r->xfer ? (r->icd ? 1 : r->nbufs) : 0, .length = r->length, .cb_arg = r};

@@ -225,6 +225,27 @@ static struct conn *conn_get(struct nrt_rig *r, int c)
     return c >= 0 && (uint32_t)c < r->max_conns && r->conns[c].used ? &r->conns[c] : NULL;
 }
 
+static void conn_refresh(struct nrt_rig *r, struct conn *c);
+
+/* A connection to act on (submit, faults): once the target destroyed the qpair it was
+ * connected to, the handle is gone for every call but the read-only ones (NRT_ENOENT: "no
+ * such handle (never existed or destroyed)"), as for nrt_rig_qpair_disconnect.  A
+ * connection that never had a target qpair (rejected) is still there, just not connected. */
+static struct conn *conn_live(struct nrt_rig *r, int conn, int *rc)
+{
+    struct conn *c = conn_get(r, conn);
+    if (!c) {
+        *rc = rig_fail(r, NRT_ENOENT, "no connection %d", conn);
+        return NULL;
+    }
+    conn_refresh(r, c);
+    if (c->qpair < 0 && c->target_qpn) {
+        *rc = rig_fail(r, NRT_ENOENT, "connection %d: its target qpair was destroyed", conn);
+        return NULL;
+    }
+    return c;
+}
+
 void nrt_connect_params_default(struct nrt_connect_params *p, uint32_t port, uint32_t group,
                                 uint16_t qid, uint32_t depth)
 {
@@ -259,6 +280,10 @@ static void conn_refresh(struct nrt_rig *r, struct conn *c)
         memcpy(&c->info.accept_recfmt, hi.private_data, 2);
         memcpy(&c->info.crqsize, hi.private_data + 2, 2);
     }
+    struct sv_qp_info qi;
+    c->info.host_qp_state = sv_qp_info(r->f, hi.qp_num, &qi) >= 0 ? qi.state : 0;
+    c->info.target_qp_state =
+        c->target_qpn && sv_qp_info(r->f, c->target_qpn, &qi) >= 0 ? qi.state : 0;
     if (c->qpair < 0 && c->target_qpn && hi.state == SV_HOST_ESTABLISHED) {
         int id = nrt_qpair_by_qp_num(r->t, c->target_qpn);
         c->qpair = id >= 0 ? id : -1;
@@ -276,6 +301,12 @@ int nrt_rig_connect(struct nrt_rig *r, const struct nrt_connect_params *p)
     int dev = port_dev(r, (int)p->port);
     if (dev < 0)
         return rig_fail(r, NRT_ENOENT, "no port %u", p->port);
+    /* the target takes the group as a hint (modulo its group count): an out-of-range one
+     * would silently land the connection in another group than the caller asked for */
+    struct nrt_opts o;
+    nrt_transport_get_opts(r->t, &o);
+    if (p->group >= o.num_poll_groups)
+        return rig_fail(r, NRT_ENOENT, "no poll group %u", p->group);
     uint32_t slot = 0;
     while (slot < r->max_conns && r->conns[slot].used)
         slot++;
@@ -425,9 +456,10 @@ int nrt_rig_requests(struct nrt_rig *r, int conn, struct nrt_request_info *out, 
 
 int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t len)
 {
-    struct conn *c = conn_get(r, conn);
+    int rc;
+    struct conn *c = conn_live(r, conn, &rc);
     if (!c)
-        return rig_fail(r, NRT_ENOENT, "no connection %d", conn);
+        return rc;
     if (len < 4 || !capsule)
         return rig_fail(r, NRT_EINVAL, "a capsule of %u bytes has no CID", len);
     struct sv_host_conn_info hi;
@@ -447,7 +479,7 @@ int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t le
     if (c->cids[cid >> 3] & bit)
         return rig_fail(r, NRT_EBUSY, "CID %u is already outstanding on connection %d", cid,
                         conn);
-    int rc = sv_host_send(r->f, c->hconn, capsule, len, cid);
+    rc = sv_host_send(r->f, c->hconn, capsule, len, cid);
     if (rc == -EAGAIN)
         return rig_fail(r, NRT_EBUSY, "connection %d: host send queue full", conn);
     if (rc < 0)
@@ -538,10 +570,11 @@ uint64_t nrt_rig_target_completions(struct nrt_rig *r)
 #define CONN_FAULT(name, body)                                                             \
     int nrt_rig_##name(struct nrt_rig *r, int conn)                                        \
     {                                                                                      \
-        struct conn *c = conn_get(r, conn);                                                \
+        int rc;                                                                            \
+        struct conn *c = conn_live(r, conn, &rc);                                          \
         if (!c)                                                                            \
-            return rig_fail(r, NRT_ENOENT, "no connection %d", conn);                      \
-        int rc = (body);                                                                   \
+            return rc;                                                                     \
+        rc = (body);                                                                       \
         if (rc < 0)                                                                        \
             return rig_fail(r, NRT_ESTATE, #name " on connection %d: %s", conn,            \
                             sv_error(r->f));                                               \
@@ -554,27 +587,30 @@ CONN_FAULT(qpair_error, sv_qp_to_error(r->f, c->target_qpn))
 
 int nrt_rig_fail_posts(struct nrt_rig *r, int conn, uint32_t count)
 {
-    struct conn *c = conn_get(r, conn);
+    int rc;
+    struct conn *c = conn_live(r, conn, &rc);
     if (!c)
-        return rig_fail(r, NRT_ENOENT, "no connection %d", conn);
+        return rc;
     return sv_qp_fail_posts(r->f, c->target_qpn, count) < 0
                ? rig_fail(r, NRT_ESTATE, "fail_posts: %s", sv_error(r->f)) : 0;
 }
 
 int nrt_rig_remote_access_error(struct nrt_rig *r, int conn, uint32_t count)
 {
-    struct conn *c = conn_get(r, conn);
+    int rc;
+    struct conn *c = conn_live(r, conn, &rc);
     if (!c)
-        return rig_fail(r, NRT_ENOENT, "no connection %d", conn);
+        return rc;
     return sv_qp_remote_access_error(r->f, c->target_qpn, count) < 0
                ? rig_fail(r, NRT_ESTATE, "remote_access_error: %s", sv_error(r->f)) : 0;
 }
 
 int nrt_rig_rnr(struct nrt_rig *r, int conn, uint32_t count)
 {
-    struct conn *c = conn_get(r, conn);
+    int rc;
+    struct conn *c = conn_live(r, conn, &rc);
     if (!c)
-        return rig_fail(r, NRT_ENOENT, "no connection %d", conn);
+        return rc;
     return sv_qp_rnr(r->f, c->target_qpn, count) < 0
                ? rig_fail(r, NRT_ESTATE, "rnr: %s", sv_error(r->f)) : 0;
 }
@@ -638,6 +674,9 @@ static bool fabric_busy(struct nrt_rig *r)
     return false;
 }
 
+/* Rounds until one changes nothing: then quiescent if no work is left anywhere, else a
+ * stall.  At least one round always runs: a completion waiting in a CQ is work the target
+ * cannot see until it polls. */
 int nrt_rig_drain(struct nrt_rig *r, uint32_t max_rounds, struct nrt_drain_result *out)
 {
     struct nrt_drain_result res = {0};
@@ -645,10 +684,6 @@ int nrt_rig_drain(struct nrt_rig *r, uint32_t max_rounds, struct nrt_drain_resul
     struct nrt_opts o;
     nrt_transport_get_opts(r->t, &o);
     while (res.rounds < max_rounds) {
-        if (!nrt_transport_busy(r->t) && !fabric_busy(r)) {
-            res.quiescent = 1;
-            break;
-        }
         uint64_t before = nrt_rig_progress(r);
         res.rounds++;
         nrt_accept_poll(r->t);
@@ -667,12 +702,13 @@ int nrt_rig_drain(struct nrt_rig *r, uint32_t max_rounds, struct nrt_drain_resul
             while (rig_poll(r, (int)g) > 0)
                 ;
         if (nrt_rig_progress(r) == before) {
-            res.stalled = 1;
+            if (nrt_transport_busy(r->t) || fabric_busy(r))
+                res.stalled = 1;
+            else
+                res.quiescent = 1;
             break;
         }
     }
-    if (!res.quiescent && !res.stalled && !nrt_transport_busy(r->t) && !fabric_busy(r))
-        res.quiescent = 1;
     res.progress = nrt_rig_progress(r) - start;
     if (out)
         *out = res;
@@ -874,13 +910,10 @@ int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_wo
     if (rc)
         return rc;
     struct nrt_transport *t = r->t;
-    size_t span = (size_t)g.qd * w->io_bytes;
-    uint8_t *host = calloc(1, span), *media = calloc(1, span);
-    if (!host || !media) {
-        free(host);
-        free(media);
-        return rig_fail(r, NRT_ENOMEM, "out of memory");
-    }
+    uint8_t *host = sv_host_mr_data(r->f, w->mkey);
+    uint8_t *media = nvmf_emu_namespace_data(t->emu, 0, w->nsid);
+    if (!host || !media)
+        return rig_fail(r, NRT_EINVAL, "no host region %u or namespace %u", w->mkey, w->nsid);
     uint32_t ius = t->o.io_unit_size, total = t->o.num_shared_buffers;
     uint32_t per_io = (w->io_bytes + ius - 1) / ius;
     for (uint64_t i = 0; i < w->ios; i++) {
@@ -894,7 +927,5 @@ int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_wo
             chunked_copy(t->buf_arena, total, first, ius, h, w->io_bytes, false);
         }
     }
-    free(host);
-    free(media);
     return (int64_t)w->ios;
 }

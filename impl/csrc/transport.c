@@ -108,7 +108,9 @@ int nrt_opts_validate(const struct nrt_opts *o, char *err, size_t len)
     RANGE(io_unit_size, 512, 131072);
     if (o->io_unit_size & (o->io_unit_size - 1))
         return opt_fail(err, len, "io_unit_size = %u is not a power of two", o->io_unit_size);
-    RANGE(max_io_size, o->io_unit_size, 4u << 20);
+    /* an Identify data structure (4 KiB, NVMe base 5.17) must fit one request */
+    RANGE(max_io_size, o->io_unit_size > NRT_MIN_IO_SIZE ? o->io_unit_size : NRT_MIN_IO_SIZE,
+          4u << 20);
     if (o->max_io_size % o->io_unit_size)
         return opt_fail(err, len, "max_io_size = %u is not a multiple of io_unit_size = %u",
                         o->max_io_size, o->io_unit_size);
@@ -313,8 +315,15 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
             continue;
         for (uint32_t s = 0; s < qp->depth; s++) {
             struct request *req = &qp->reqs[s];
-            if (req->state == NRT_REQ_FREE)
+            if (req->state == NRT_REQ_FREE) {
+                /* released by an early teardown (a defect) with its IO still queued: the
+                 * IO is dropped here, so the qpair's memory can go with the transport */
+                if (req->in_bdev) {
+                    nvmf_emu_cancel(t->emu, &req->cmd);
+                    req->in_bdev = 0;
+                }
                 continue;
+            }
             req_release(t, req);
             r.requests_released++;
         }
@@ -492,9 +501,14 @@ void qpair_free(struct nrt_transport *t, struct qpair *qp)
     bool in_bdev = false;
     for (uint32_t i = 0; i < qp->depth; i++) {
         struct request *r = &qp->reqs[i];
+        /* Seen before the release, which would otherwise cancel the IO (req_release does
+         * that for an abrupt transport destroy only): a teardown leaves the IO queued. */
+        bool queued = r->in_bdev;
+        r->in_bdev = 0;
         if (r->state != NRT_REQ_FREE)
             req_release(t, r);
-        in_bdev |= r->in_bdev;
+        r->in_bdev = queued;
+        in_bdev |= queued;
     }
     if (!qp->emu_gone) {
         qp->emu_gone = true;

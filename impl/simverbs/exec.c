@@ -8,6 +8,15 @@
  */
 #include "sv_internal.h"
 
+/* Autoprogress (a default fabric, for unmodified programs): besides every poll, a post, a
+ * notify request or a completion-channel read runs everything, so a program that sleeps
+ * on a completion channel instead of polling still sees its work complete. */
+static inline void autoprogress(struct sv_fabric *f)
+{
+    if (SV_UNLIKELY(f->autoprogress))
+        sv__progress_all(f);
+}
+
 /* ---- completions ---------------------------------------------------------------------- */
 
 static const uint8_t wc_opcode_of[] = {
@@ -87,8 +96,7 @@ static inline void complete(struct sv_qp *qp, struct sv_cq *cq, uint64_t wr_id,
 static int poll_cq(struct ibv_cq *ibcq, int n, struct ibv_wc *wc)
 {
     struct sv_cq *cq = (struct sv_cq *)ibcq;
-    if (SV_UNLIKELY(cq->f->autoprogress))
-        sv__progress_all(cq->f);
+    autoprogress(cq->f);
     if (SV_UNLIKELY(n <= 0))
         return n < 0 ? -1 : 0;
     uint32_t k = (uint32_t)n < cq->count ? (uint32_t)n : cq->count;
@@ -109,8 +117,10 @@ static int poll_cq(struct ibv_cq *ibcq, int n, struct ibv_wc *wc)
 
 static int req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 {
+    struct sv_cq *cq = (struct sv_cq *)ibcq;
     (void)solicited_only;        /* every completion counts as solicited here */
-    ((struct sv_cq *)ibcq)->armed = 1;
+    cq->armed = 1;
+    autoprogress(cq->f);
     return 0;
 }
 
@@ -139,9 +149,8 @@ static int post_send_flush(struct sv_qp *qp, struct ibv_send_wr *wr, struct ibv_
     return 0;
 }
 
-static int post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+static int do_post_send(struct sv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
 {
-    struct sv_qp *qp = (struct sv_qp *)ibqp;
     if (SV_UNLIKELY(qp->fail_posts)) {
         qp->fail_posts--;
         qp->f->st.failed_posts++;
@@ -237,9 +246,8 @@ static inline int rq_post(struct sv_rq *rq, const struct ibv_recv_wr *wr)
     return 0;
 }
 
-static int post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+static int do_post_recv(struct sv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
 {
-    struct sv_qp *qp = (struct sv_qp *)ibqp;
     if (SV_UNLIKELY(qp->fail_posts)) {
         qp->fail_posts--;
         qp->f->st.failed_posts++;
@@ -273,9 +281,8 @@ static int post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr, struct ibv_rec
     return 0;
 }
 
-static int post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+static int do_post_srq_recv(struct sv_srq *srq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
 {
-    struct sv_srq *srq = (struct sv_srq *)ibsrq;
     for (; wr; wr = wr->next) {
         int rc = rq_post(&srq->rq, wr);
         if (SV_UNLIKELY(rc)) {
@@ -284,6 +291,30 @@ static int post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr, struct i
         }
     }
     return 0;
+}
+
+static int post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+{
+    struct sv_qp *qp = (struct sv_qp *)ibqp;
+    int rc = do_post_send(qp, wr, bad);
+    autoprogress(qp->f);
+    return rc;
+}
+
+static int post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+    struct sv_qp *qp = (struct sv_qp *)ibqp;
+    int rc = do_post_recv(qp, wr, bad);
+    autoprogress(qp->f);
+    return rc;
+}
+
+static int post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
+{
+    struct sv_srq *srq = (struct sv_srq *)ibsrq;
+    int rc = do_post_srq_recv(srq, wr, bad);
+    autoprogress(srq->f);
+    return rc;
 }
 
 const struct ibv_context_ops sv__ops = {
@@ -319,6 +350,24 @@ static inline int sges_ok(const struct sv_fabric *f, const struct sv_pd *pd,
     return 1;
 }
 
+/* Checks and translates one SGE at once (the single-SGE fast path).  A zero-length SGE
+ * is fine and translates to NULL: callers copy nothing for a zero-length WR. */
+static inline int sge_at(const struct sv_fabric *f, const struct sv_pd *pd, const struct ibv_sge *s,
+                         int need, uint8_t **p)
+{
+    *p = NULL;
+    if (!s->length)
+        return 1;
+    const struct sv_mr *m = sv__mr_lkey(f, s->lkey);
+    if (SV_UNLIKELY(!m || m->pd != pd || (m->access & need) != need))
+        return 0;
+    uint64_t off = s->addr - m->iova;
+    if (SV_UNLIKELY(s->addr < m->iova || off > m->len || s->length > m->len - off))
+        return 0;
+    *p = m->base + off;
+    return 1;
+}
+
 static inline uint8_t *sge_ptr(const struct sv_fabric *f, const struct ibv_sge *s)
 {
     const struct sv_mr *m = sv__mr_lkey(f, s->lkey);
@@ -328,20 +377,21 @@ static inline uint8_t *sge_ptr(const struct sv_fabric *f, const struct ibv_sge *
 /* The responder side of RDMA: an MR of that rkey in the peer QP's PD, with the remote
  * access, and the QP itself allowing it (the CM grants REMOTE_READ only to a side that
  * offered responder resources). */
-static inline uint8_t *remote_ptr(const struct sv_fabric *f, const struct sv_qp *peer, uint32_t rkey,
-                                  uint64_t addr, uint32_t len, int need)
+static inline int remote_at(const struct sv_fabric *f, const struct sv_qp *peer, uint32_t rkey,
+                            uint64_t addr, uint32_t len, int need, uint8_t **p)
 {
-    static uint8_t nothing;
+    *p = NULL;
     if (!len)
-        return &nothing;         /* zero-length RDMA checks no R_Key */
+        return 1;                /* zero-length RDMA checks no R_Key */
     const struct sv_mr *m = sv__mr_rkey(f, rkey);
     if (SV_UNLIKELY(!m || m->pd != peer->pd || !(m->access & need) ||
                     !(peer->attr.qp_access_flags & need)))
-        return NULL;
+        return 0;
     uint64_t off = addr - m->iova;
     if (SV_UNLIKELY(addr < m->iova || off > m->len || len > m->len - off))
-        return NULL;
-    return m->base + off;
+        return 0;
+    *p = m->base + off;
+    return 1;
 }
 
 /* ---- copying between a contiguous buffer and an SGE list --------------------------------- */
@@ -370,8 +420,9 @@ static void scatter(const struct sv_fabric *f, const struct ibv_sge *s, uint32_t
 }
 
 /* SGE list to SGE list (a SEND without inline data). */
-static void sge_copy(const struct sv_fabric *f, const struct ibv_sge *d, uint32_t nd,
-                     const struct ibv_sge *s, uint32_t ns)
+/* The receive was checked to hold the whole message, so d never runs out. */
+static void sge_copy(const struct sv_fabric *f, const struct ibv_sge *d, const struct ibv_sge *s,
+                     uint32_t ns)
 {
     uint32_t di = 0, doff = 0;
     for (uint32_t si = 0; si < ns; si++) {
@@ -392,7 +443,6 @@ static void sge_copy(const struct sv_fabric *f, const struct ibv_sge *d, uint32_
             doff += c;
         }
     }
-    (void)nd;
 }
 
 /* ---- execution ------------------------------------------------------------------------------ */
@@ -453,16 +503,20 @@ void sv__srq_check_limit(struct sv_srq *srq)
 static int exec_read(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
 {
     struct sv_fabric *f = qp->f;
-    if (SV_UNLIKELY(!sges_ok(f, qp->pd, w->sge, w->num_sge, IBV_ACCESS_LOCAL_WRITE)))
+    uint8_t *lp = NULL, *rp = NULL;
+    int one = w->num_sge == 1;
+    if (SV_UNLIKELY(one ? !sge_at(f, qp->pd, &w->sge[0], IBV_ACCESS_LOCAL_WRITE, &lp)
+                        : !sges_ok(f, qp->pd, w->sge, w->num_sge, IBV_ACCESS_LOCAL_WRITE)))
         return sq_fail(qp, w, IBV_WC_LOC_PROT_ERR);
-    uint8_t *rp = SV_UNLIKELY(qp->rae) ? NULL
-                  : remote_ptr(f, peer, w->rkey, w->remote_addr, w->total, IBV_ACCESS_REMOTE_READ);
-    if (SV_UNLIKELY(!rp))
+    if (SV_UNLIKELY(qp->rae ||
+                    !remote_at(f, peer, w->rkey, w->remote_addr, w->total, IBV_ACCESS_REMOTE_READ, &rp)))
         return remote_fail(qp, w);
-    if (SV_LIKELY(w->num_sge == 1))
-        memmove(sge_ptr(f, &w->sge[0]), rp, w->total);
-    else
-        scatter(f, w->sge, w->num_sge, rp, w->total);
+    if (w->total) {
+        if (SV_LIKELY(one))
+            memmove(lp, rp, w->total);
+        else
+            scatter(f, w->sge, w->num_sge, rp, w->total);
+    }
     f->st.rdma_reads++;
     f->st.bytes_moved += w->total;
     sq_success(qp, w, peer->qp.qp_num);
@@ -492,18 +546,22 @@ static int exec_write(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
             return 0;
         }
     }
-    if (!(w->flags & SV_WQE_INLINE) && SV_UNLIKELY(!sges_ok(f, qp->pd, w->sge, w->num_sge, 0)))
+    uint8_t *lp = NULL, *rp = NULL;
+    int inl = w->flags & SV_WQE_INLINE, one = w->num_sge == 1;
+    if (!inl && SV_UNLIKELY(one ? !sge_at(f, qp->pd, &w->sge[0], 0, &lp)
+                                : !sges_ok(f, qp->pd, w->sge, w->num_sge, 0)))
         return sq_fail(qp, w, IBV_WC_LOC_PROT_ERR);
-    uint8_t *rp = SV_UNLIKELY(qp->rae) ? NULL
-                  : remote_ptr(f, peer, w->rkey, w->remote_addr, w->total, IBV_ACCESS_REMOTE_WRITE);
-    if (SV_UNLIKELY(!rp))
+    if (SV_UNLIKELY(qp->rae ||
+                    !remote_at(f, peer, w->rkey, w->remote_addr, w->total, IBV_ACCESS_REMOTE_WRITE, &rp)))
         return remote_fail(qp, w);
-    if (w->flags & SV_WQE_INLINE)
-        memmove(rp, w->data, w->total);
-    else if (SV_LIKELY(w->num_sge == 1))
-        memmove(rp, sge_ptr(f, &w->sge[0]), w->total);
-    else
-        gather(f, rp, w->sge, w->num_sge);
+    if (w->total) {
+        if (inl)
+            memmove(rp, w->data, w->total);
+        else if (SV_LIKELY(one))
+            memmove(rp, lp, w->total);
+        else
+            gather(f, rp, w->sge, w->num_sge);
+    }
     f->st.rdma_writes++;
     f->st.bytes_moved += w->total;
     if (imm) {
@@ -554,7 +612,7 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
         if (w->total)
             memmove(sge_ptr(f, &r->sge[0]), sge_ptr(f, &w->sge[0]), w->total);
     } else {
-        sge_copy(f, r->sge, r->num_sge, w->sge, w->num_sge);
+        sge_copy(f, r->sge, w->sge, w->num_sge);
     }
     rq->head++;
     unsigned flags = 0;

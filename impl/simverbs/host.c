@@ -106,6 +106,12 @@ int sv_host_mr_write(struct sv_fabric *f, uint32_t rkey, uint64_t offset, const 
     return rc;
 }
 
+void *sv_host_mr_data(struct sv_fabric *f, uint32_t rkey)
+{
+    uint8_t *p;
+    return host_range(f, rkey, 0, 0, &p) == 0 ? p : NULL;
+}
+
 int sv_host_mr_read(struct sv_fabric *f, uint32_t rkey, uint64_t offset, void *buf, uint64_t len)
 {
     uint8_t *p;
@@ -347,7 +353,7 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
         if (wc.opcode & IBV_WC_RECV) {
             c->opcode = IBV_WC_RECV;
             uint32_t i = (uint32_t)wc.wr_id;
-            if (wc.status == IBV_WC_SUCCESS) {
+            if (wc.status == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV) {
                 uint32_t k = wc.byte_len < sizeof c->data ? wc.byte_len : (uint32_t)sizeof c->data;
                 memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
             }

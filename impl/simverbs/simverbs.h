@@ -27,6 +27,33 @@
  *
  * Return conventions: int functions give >= 0 on success, a negative errno (-EINVAL,
  * -ENOENT, -ENOMEM, -EAGAIN, ...) on failure; sv_error() then says why.
+ *
+ * Simulation notes (what a verbs program sees; each as real RoCE hardware and rdma-core do
+ * unless said otherwise):
+ *  - Only RC QPs.  Opcodes: SEND, SEND_WITH_IMM, SEND_WITH_INV (reported to the receiver
+ *    with IBV_WC_WITH_INV; nothing is invalidated: there are no memory windows), RDMA_WRITE,
+ *    RDMA_WRITE_WITH_IMM, RDMA_READ.  Atomics, MW binds, UD, XRC and the _ex verbs objects
+ *    (verbs_get_ctx() is NULL) are not simulated.
+ *  - A send queue slot is held from the post until its completion is generated; an
+ *    unsignaled WR's slot is released by the next signaled completion of the same QP (or a
+ *    flush), so a QP that never signals fills up and ibv_post_send returns ENOMEM.
+ *  - A SEND to a peer QP still in INIT waits like an RNR (the CM is about to make it
+ *    ready); to a peer that is gone, in RESET or in ERR it fails IBV_WC_RETRY_EXC_ERR.
+ *    RNR waits forever (rnr_retry 7) unless sv_qp_rnr injects the error.
+ *  - A receive too small: the receiver's WR completes IBV_WC_LOC_LEN_ERR and the sender's
+ *    IBV_WC_REM_INV_REQ_ERR, both QPs to error.  A remote access violation completes
+ *    IBV_WC_REM_ACCESS_ERR and errors the requester only.
+ *  - The CM grants a QP IBV_ACCESS_REMOTE_READ only if its side ended up with responder
+ *    resources > 0 (the IB CM's rule), IBV_ACCESS_REMOTE_WRITE always.
+ *  - CM private data lengths are the IB CM's: a CONNECT_REQUEST reports 56 bytes, the
+ *    active side's ESTABLISHED 196, a REJECTED 148, zero-padded.  rdma_reject gives status
+ *    28 (consumer defined); no listener gives REJECTED with status 8 (invalid service ID);
+ *    a down port or removed device gives UNREACHABLE with status -ETIMEDOUT.
+ *    RDMA_CM_EVENT_TIMEWAIT_EXIT is never generated.  Ids need an event channel (the
+ *    synchronous mode of librdmacm is not simulated).
+ *  - A completion that finds its CQ full is dropped and counted (cq_overruns), with one
+ *    IBV_EVENT_CQ_ERR per overrun episode (until the CQ is polled again).
+ *  - RDMA READs complete when executed, so the initiator depth is never the limit.
  */
 #ifndef SIMVERBS_H
 #define SIMVERBS_H
@@ -61,7 +88,9 @@ void sv_device_attr_default(struct sv_device_attr *a);
 /* Creates an empty fabric and makes it current. */
 struct sv_fabric *sv_fabric_create(void);
 /* Frees the fabric and everything still on it (a leaked verbs object is counted in
- * sv_stats.leaked_objects first).  The current fabric becomes NULL if it was this one. */
+ * sv_stats.leaked_objects first; the fabric is gone afterwards, so a harness that wants
+ * the number reads sv_stats().live_objects just before).  The current fabric becomes NULL
+ * if it was this one. */
 void sv_fabric_destroy(struct sv_fabric *f);
 void sv_fabric_set_current(struct sv_fabric *f);
 struct sv_fabric *sv_fabric_current(void);
@@ -88,6 +117,9 @@ int sv_host_mr_write(struct sv_fabric *f, uint32_t rkey, uint64_t offset, const 
                      uint64_t len);
 int sv_host_mr_read(struct sv_fabric *f, uint32_t rkey, uint64_t offset, void *buf,
                     uint64_t len);
+/* The region's bytes in place (NULL if no such region): for a memcpy floor that touches
+ * the very memory the fabric copies from and to. */
+void *sv_host_mr_data(struct sv_fabric *f, uint32_t rkey);
 
 struct sv_host_connect_params {
     uint32_t dst_ipv4;           /* network byte order */
@@ -112,8 +144,12 @@ struct sv_host_conn_info {
     uint32_t state;              /* enum sv_host_conn_state */
     uint32_t qp_num;             /* the host QP */
     uint32_t peer_qp_num;        /* the target QP (0 until accepted) */
-    uint32_t reject_reason;      /* RDMA CM status of a rejection (0 if none) */
-    uint8_t private_data[56];    /* what came back with accept or reject */
+    uint32_t reject_reason;      /* RDMA CM status of a rejection (0 if none): 28 for
+                                  * rdma_reject, 8 for no listener, 110 (ETIMEDOUT) for
+                                  * an unreachable port */
+    uint8_t private_data[56];    /* what came back with accept or reject: the bytes the
+                                  * target passed (private_data_len of them, at most 56),
+                                  * without the CM's padding */
     uint8_t private_data_len;
     uint8_t initiator_depth;     /* as accepted */
     uint8_t responder_resources;
@@ -153,7 +189,9 @@ struct sv_qp_info {
     uint32_t is_host;
     uint32_t sq_pending;         /* posted send-queue WRs not yet executed */
     uint32_t rq_posted;          /* receives posted on the QP (not counting an SRQ) */
-    uint32_t sq_outstanding;     /* posted, completion (if signaled) not yet generated */
+    uint32_t sq_outstanding;     /* posted, completion (if signaled) not yet generated;
+                                  * executed unsignaled WRs count until the next signaled
+                                  * completion frees their slots */
     uint64_t posts_send;         /* successful ibv_post_send WRs */
     uint64_t posts_recv;
     uint64_t completions;        /* work completions generated for this QP */
@@ -181,7 +219,8 @@ int64_t sv_run(struct sv_fabric *f, const uint32_t *events, size_t n);
 
 /* CM and async events are queued on their channel / context at once by default.  With
  * holding on, CM events wait in a fabric FIFO until sv_cm_deliver() hands the oldest one
- * to its channel. */
+ * to its channel.  Turning holding off delivers whatever is still held, oldest first.
+ * The host's own events are held too: its state changes when they are delivered. */
 void sv_cm_hold(struct sv_fabric *f, int on);
 int sv_cm_pending(struct sv_fabric *f);
 int sv_cm_deliver(struct sv_fabric *f);          /* 1 delivered, 0 none */
@@ -216,11 +255,14 @@ struct sv_stats {
     uint64_t rnr_waits;          /* executes that found no receive at the peer */
     uint64_t rnr_errors;
     uint64_t failed_posts;       /* injected ENOMEM */
-    uint64_t cm_events;          /* delivered to channels */
+    uint64_t cm_events;          /* delivered to channels (the host's included) */
     uint64_t async_events;
     uint64_t dropped_events;     /* for a destroyed id or QP */
     uint64_t cq_overruns;
-    uint64_t live_objects;       /* PDs, MRs, CQs, QPs, SRQs, ids, channels, contexts */
+    uint64_t live_objects;       /* PDs, MRs, CQs, QPs, SRQs, ids, channels, contexts: the
+                                  * program's (a connect request's id once it got the
+                                  * event), not the CM's device contexts, default PDs or
+                                  * the host side's objects */
     uint64_t leaked_objects;     /* set by sv_fabric_destroy */
 };
 int sv_stats(struct sv_fabric *f, struct sv_stats *out);

@@ -425,18 +425,31 @@ int sv__qp_exec(struct sv_qp *qp);
 void sv__qp_flush(struct sv_qp *qp);
 void sv__srq_check_limit(struct sv_srq *srq);
 
-/* cm.c */
+/* cm_events.c */
+struct sv_cmev *sv__ev_new(struct sv_id *to, enum rdma_cm_event_type type, int status);
+void sv__ev_pdata(struct sv_cmev *e, const void *p, uint8_t len, uint8_t padded);
+void sv__ev_queue(struct sv_fabric *f, struct sv_cmev *e);   /* to its channel, or held */
+void sv__ev_simple(struct sv_id *to, enum rdma_cm_event_type type, int status);
+void sv__purge_id(struct sv_fabric *f, struct sv_id *id);    /* drops its undelivered events */
 void sv__cm_deliver(struct sv_fabric *f, struct sv_cmev *e);
 void sv__cmev_free(struct sv_cmev *e);
-void sv__id_free(struct sv_id *id);
 void sv__chan_free(struct sv_chan *ch);
-void sv__cm_device_removed(struct sv_fabric *f, int dev);
 struct sv_chan *sv__chan_create(struct sv_fabric *f, int host);
+
+/* cm_ids.c */
+struct sv_id *sv__id_of_link(struct sv_link *l);          /* from fabric->ids */
+int sv__dev_of_ip(const struct sv_fabric *f, uint32_t ip);  /* -1: no device's */
+void sv__set_sin(struct sockaddr_in *s, uint32_t ip, uint16_t port);
+void sv__bind_dev(struct sv_id *id, int dev);             /* id->verbs = the CM's context */
 struct sv_id *sv__id_create(struct sv_fabric *f, struct sv_chan *ch, void *context, int counted);
+void sv__id_free(struct sv_id *id);
+void sv__id_qp_gone(struct sv_id *id);
+
+/* cm.c */
+void sv__cm_device_removed(struct sv_fabric *f, int dev);
 int sv__id_connect(struct sv_id *id, const struct rdma_conn_param *p);
 int sv__id_disconnect(struct sv_id *id);
 void sv__id_destroy(struct sv_id *id);
-void sv__id_qp_gone(struct sv_id *id);
 
 /* host.c */
 void sv__host_event(struct sv_hconn *h, struct sv_cmev *e);

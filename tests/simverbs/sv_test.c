@@ -944,6 +944,19 @@ static int t_srq_shared(void)
     struct ibv_srq_attr q;
     CHECK_EQ(ibv_query_srq(srq, &q), 0);
     CHECK_EQ(q.max_wr, 8);
+    /* resize keeps what is posted */
+    rw.wr_id = 104;
+    CHECK_EQ(ibv_post_srq_recv(srq, &rw, &bad), 0);
+    q.max_wr = 16;
+    CHECK_EQ(ibv_modify_srq(srq, &q, IBV_SRQ_MAX_WR), 0);
+    CHECK_EQ(ibv_query_srq(srq, &q), 0);
+    CHECK_EQ(q.max_wr, 16);
+    CHECK_EQ(post_send_wr(r.b, IBV_WR_SEND, 5, r.mem + 4096, 8, r.mr->lkey, 0, 0, 0), 0);
+    CHECK_EQ(sv_qp_execute(r.f, r.b->qp_num), 1);
+    CHECK_EQ(poll1(cq, &wc), 1);
+    CHECK_EQ(wc.wr_id, 104);
+    q.srq_limit = 17;
+    CHECK_EQ(ibv_modify_srq(srq, &q, IBV_SRQ_LIMIT), EINVAL);
     CHECK_EQ(ibv_destroy_srq(srq), EBUSY);
     CHECK_EQ(ibv_destroy_qp(t1), 0);
     CHECK_EQ(ibv_destroy_qp(t2), 0);
@@ -1279,6 +1292,11 @@ static int t_cm_connect_accept(void)
     TRY(cm_client(&x, 0, 4420));
     CHECK_EQ(qp_state(x.cid->qp), IBV_QPS_INIT);
     static const char hello[] = "NVMe-oF connect private data";
+    struct rdma_conn_param deep = {.initiator_depth = 17};     /* device max 16 */
+    CHECK(rdma_connect(x.cid, &deep) < 0 && errno == EINVAL);
+    char big[57] = {0};
+    struct rdma_conn_param fat = {.private_data = big, .private_data_len = 57};
+    CHECK(rdma_connect(x.cid, &fat) < 0 && errno == EINVAL);
     TRY(cm_connect(&x, hello, sizeof hello, 3, 2));
     struct rdma_cm_event *req;
     TRY(cm_take_request(&x, &req));
@@ -1592,8 +1610,80 @@ static int t_rdma_create_qp_defaults(void)
     CHECK(cm_qp(id, pd, cq));
     CHECK_EQ(ibv_destroy_qp(id->qp), 0);
     CHECK(id->qp == NULL);
+    /* the extended forms with only a PD in the mask, as SPDK's verbs provider uses them */
+    struct ibv_qp_init_attr_ex ax;
+    memset(&ax, 0, sizeof ax);
+    ax.send_cq = ax.recv_cq = cq;
+    ax.qp_type = IBV_QPT_RC;
+    ax.cap.max_send_wr = ax.cap.max_recv_wr = 4;
+    ax.cap.max_send_sge = ax.cap.max_recv_sge = 1;
+    ax.comp_mask = IBV_QP_INIT_ATTR_PD;
+    ax.pd = pd;
+    CHECK_EQ(rdma_create_qp_ex(id, &ax), 0);
+    CHECK(id->qp && id->qp->pd == pd);
+    struct ibv_qp *q2 = ibv_create_qp_ex(id->verbs, &ax);
+    CHECK(q2);
+    CHECK_EQ(ibv_destroy_qp(q2), 0);
+    ax.comp_mask |= IBV_QP_INIT_ATTR_SEND_OPS_FLAGS;
+    errno = 0;
+    CHECK(ibv_create_qp_ex(id->verbs, &ax) == NULL && errno == EOPNOTSUPP);
+    rdma_destroy_qp(id);
     CHECK_EQ(rdma_destroy_id(id), 0);
     cm_free(&x);
+    return 0;
+}
+
+static int t_cm_migrate_id(void)
+{
+    struct cmx x;
+    TRY(cm_setup(&x, 1));
+    struct rdma_cm_id *id;
+    struct sockaddr_in d;
+    sin_of(&d, sv_device_ipv4(0), 4420);
+    CHECK_EQ(rdma_create_id(x.cch, &id, NULL, RDMA_PS_TCP), 0);
+    CHECK_EQ(rdma_resolve_addr(id, NULL, (struct sockaddr *)&d, 100), 0);
+    CHECK(fd_readable(x.cch->fd));
+    CHECK_EQ(rdma_migrate_id(id, x.sch), 0);     /* its queued event moves with it */
+    CHECK(!fd_readable(x.cch->fd));
+    CHECK(id->channel == x.sch);
+    struct rdma_cm_event *e;
+    TRY(get_ev(x.sch, RDMA_CM_EVENT_ADDR_RESOLVED, &e));
+    CHECK(e->id == id);
+    rdma_ack_cm_event(e);
+    rdma_destroy_event_channel(x.cch);          /* no ids left on it: it goes */
+    struct sv_stats st;
+    sv_stats(x.f, &st);
+    CHECK_EQ(st.live_objects, 2);               /* the server channel and the id */
+    cm_free(&x);
+    return 0;
+}
+
+static int t_autoprogress_comp_channel(void)
+{
+    /* an unmodified program that sleeps on a completion channel instead of polling */
+    sv_fabric_set_current(NULL);
+    int n = 0;
+    struct ibv_device **l = ibv_get_device_list(&n);
+    struct ibv_context *c = ibv_open_device(l[0]);
+    ibv_free_device_list(l);
+    struct ibv_pd *pd = ibv_alloc_pd(c);
+    struct ibv_comp_channel *ch = ibv_create_comp_channel(c);
+    struct ibv_cq *cq = ibv_create_cq(c, 8, NULL, ch, 0);
+    struct ibv_qp *a = mkqp(pd, cq, NULL, 4, 1, 1), *b = mkqp(pd, cq, NULL, 4, 1, 1);
+    CHECK(a && b);
+    TRY(connect_qp(a, b->qp_num));
+    TRY(connect_qp(b, a->qp_num));
+    static uint8_t mem[256];
+    struct ibv_mr *mr = ibv_reg_mr(pd, mem, sizeof mem, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+    CHECK_EQ(ibv_req_notify_cq(cq, 0), 0);
+    CHECK_EQ(post_send_wr(a, IBV_WR_RDMA_WRITE, 1, mem, 8, mr->lkey, 0, (uintptr_t)mem + 64, mr->rkey), 0);
+    CHECK(fd_readable(ch->fd));
+    struct ibv_cq *got;
+    void *gctx;
+    CHECK_EQ(ibv_get_cq_event(ch, &got, &gctx), 0);
+    ibv_ack_cq_events(got, 1);
+    TRY(expect_wc(cq, 1, IBV_WC_SUCCESS, IBV_WC_RDMA_WRITE));
+    sv_fabric_destroy(sv_fabric_current());
     return 0;
 }
 
@@ -1874,9 +1964,12 @@ static int t_host_flow(void)
     struct rdma_cm_event *req;
     TRY(tgt_take(&t, &req));
     rdma_ack_cm_event(req);
-    CHECK_EQ(rdma_accept(t.id, NULL), 0);
+    CHECK_EQ(rdma_accept(t.id, NULL), 0);     /* no conn_param: the request's depths */
     struct sv_host_conn_info hi;
     sv_host_conn_info(t.f, c, &hi);
+    CHECK_EQ(hi.state, SV_HOST_ESTABLISHED);
+    CHECK_EQ(hi.responder_resources, 16);
+    CHECK_EQ(hi.initiator_depth, 0);
     /* send_depth 4: the fifth waits for a reap */
     for (int i = 0; i < 4; i++)
         CHECK_EQ(sv_host_send(t.f, c, "capsule", 8, 10 + i), 0);
@@ -2018,9 +2111,10 @@ static int scenario(uint64_t *out)
         while ((n = ibv_poll_cq(t.cq, 16, wc)) > 0)
             for (int k = 0; k < n; k++) {
                 h = digest_wc(h, &wc[k]);
+                /* a consumed receive goes back on the QP it came from */
                 if (wc[k].opcode == IBV_WC_RECV && wc[k].status == IBV_WC_SUCCESS)
-                    post_recv_wr(ids[wc[k].wr_id == 0 ? 0 : (wc[k].qp_num == ids[0]->qp->qp_num ? 0 : 2)]->qp,
-                                 wc[k].wr_id, t.mem + 1024 * (wc[k].wr_id % 16), 1024, t.mr->lkey);
+                    post_recv_wr(ids[wc[k].qp_num == ids[0]->qp->qp_num ? 0 : 2]->qp, wc[k].wr_id,
+                                 t.mem + 1024 * (wc[k].wr_id % 16), 1024, t.mr->lkey);
             }
         for (int i = 0; i < 3; i++) {
             struct sv_host_completion hc[8];
@@ -2166,6 +2260,8 @@ static const struct {
     {"cm_destroyed_id_events_dropped", t_cm_destroyed_id_events_dropped},
     {"cm_read_needs_responder_resources", t_cm_read_needs_responder_resources},
     {"rdma_create_qp_defaults", t_rdma_create_qp_defaults},
+    {"cm_migrate_id", t_cm_migrate_id},
+    {"autoprogress_comp_channel", t_autoprogress_comp_channel},
     {"port_down", t_port_down},
     {"device_removal", t_device_removal},
     {"host_end_to_end", t_host_end_to_end},

@@ -426,7 +426,8 @@ def test_stale_read_queue_entry(on: int, fault: str) -> None:
 
 @pytest.mark.parametrize("on", OFF_ON)
 def test_double_qpair_destroy(on: int) -> None:
-    rig = build(defects=switch(Defect.DOUBLE_QPAIR_DESTROY, on))
+    # max_qpairs sizes the controller table too (CNTLIDs 1..4): small enough to go round it
+    rig = build(defects=switch(Defect.DOUBLE_QPAIR_DESTROY, on), max_qpairs=4)
     t = rig.t
     t.set_bdev_auto(False)
     data = rig.data(4096)
@@ -458,15 +459,25 @@ def test_double_qpair_destroy(on: int) -> None:
         assert t.qpair_info(rig.io) is None       # destroyed once, after its IO
     rig.settle()
     assert_released(t)
-    # The second teardown gave the qpair's controller reference back again: once the admin
-    # queue goes too, the count wraps below zero and the controller's slot is never reused.
+    # The second teardown must not give the qpair's controller reference back again (the
+    # transport tells the controller emulation once per qpair, and the emulation drops a
+    # qpair once): when the admin queue goes too, the controller's slot is free again.
+    # CNTLIDs are allocated next-fit (ctrlr.c), so the slot shows up as its CNTLID coming
+    # back once every other slot has been handed out.
     t.host_disconnect(rig.admin)
     rig.settle()
     assert t.qpairs() == []
-    admin = t.create_qpair(rig.port, 0, 4)
-    rsp = rig.run_one(admin, connect_capsule(rig.cid(), rig.sub, qid=0, sqsize=3))
-    assert rsp.status == Status.SUCCESS
-    assert rsp.result == (rig.cntlid + 1 if on else rig.cntlid)
+    slots = t.options.max_qpairs
+    seen: list[int] = []
+    for _ in range(slots):
+        admin = t.create_qpair(rig.port, 0, 4)
+        rsp = rig.run_one(admin, connect_capsule(rig.cid(), rig.sub, qid=0, sqsize=3))
+        assert rsp.status == Status.SUCCESS
+        seen.append(rsp.result)
+        t.disconnect_qpair(admin)
+        rig.settle()
+    assert seen == [(rig.cntlid + i) % slots + 1 for i in range(slots)]
+    assert seen[-1] == rig.cntlid
     t.destroy()
 
 

@@ -15,8 +15,10 @@ from impl import (
     Status,
     Transport,
     connect_capsule,
+    enable_capsule,
     keyed,
 )
+from impl.target import CC_ENABLE, SUBSYSTEM_NQN
 
 from .rig import LAYOUTS, Rig, assert_clean_destroy, assert_released, build
 
@@ -51,10 +53,22 @@ def test_connect_admin_then_io_returns_cntlid() -> None:
         info = t.qpair_info(aq)
         assert (info.state, info.qid, info.cntlid) == (QpState.ACTIVE, 0, cntlid)
 
+        # I/O queues exist only on an enabled controller (NVMe Base 2.0 3.5.1; NVMe-oF 1.1
+        # 3.5): before Property Set CC.EN = 1 an I/O Connect is a Command Sequence Error
+        # and the queue stays unconnected
         t.submit(iq, connect_capsule(8, sub, qid=1, cntlid=cntlid, sqsize=7))
         assert t.drain().quiescent
         [rsp] = t.reap(iq)
-        assert (rsp.cid, rsp.status, rsp.result) == (8, Status.SUCCESS, cntlid)
+        assert (rsp.cid, rsp.status) == (8, Status.COMMAND_SEQUENCE_ERROR)
+        assert t.qpair_info(iq).state == QpState.CONNECTING
+        t.submit(aq, enable_capsule(10))
+        assert t.drain().quiescent
+        assert [(r.cid, r.status) for r in t.reap(aq)] == [(10, Status.SUCCESS)]
+
+        t.submit(iq, connect_capsule(11, sub, qid=1, cntlid=cntlid, sqsize=7))
+        assert t.drain().quiescent
+        [rsp] = t.reap(iq)
+        assert (rsp.cid, rsp.status, rsp.result) == (11, Status.SUCCESS, cntlid)
         info = t.qpair_info(iq)
         assert (info.state, info.qid, info.cntlid, info.group) == (QpState.ACTIVE, 1, cntlid, 1)
 
@@ -143,18 +157,34 @@ def test_flush(rig: Rig) -> None:
     assert_released(rig.t)
 
 
+def check_identify_controller(rig: Rig, page: bytes) -> None:
+    """The Identify Controller data structure (NVMe Base 2.0 5.17.2.1; fabrics fields
+    NVMe-oF 1.1 4.4) the controller emulation returns for this rig."""
+    opts = rig.t.options
+    # VID / SSVID: PCI vendor IDs; a fabrics controller has no PCI function: 0 (ctrlr.c)
+    assert page[0:4] == bytes(4)
+    assert page[24:64] == b"nvmf-emu RAM controller".ljust(40)      # MN, space padded
+    assert struct.unpack_from("<H", page, 78)[0] == rig.cntlid        # CNTLID
+    assert page[77] == 4                                              # MDTS: 64K / 4K = 2^4
+    assert struct.unpack_from("<I", page, 80)[0] == 0x10400           # VER, as VS reads
+    assert (page[512], page[513]) == (0x66, 0x44)                     # SQES, CQES
+    # NN: the largest valid NSID (NVMe Base 2.0 3.2.1), the namespace table's size
+    assert struct.unpack_from("<I", page, 516)[0] == opts.max_namespaces
+    subnqn = SUBSYSTEM_NQN.format(rig.sub).encode()
+    assert page[768:768 + 256] == subnqn.ljust(256, b"\0")            # SUBNQN
+    # IOCCSZ in 16-byte units (SQE + in-capsule data), IORCSZ 1 (a CQE), MSDBD
+    assert struct.unpack_from("<II", page, 1792) == ((64 + opts.in_capsule_data_size) // 16,
+                                                     1)
+    assert page[1803] == opts.max_sgl_descriptors
+    assert page[4000:4096] == bytes(96)                               # the rest zeroed
+
+
 def test_identify_controller(rig: Rig) -> None:
     rig.t.write_memory(rig.key, 0, b"\xff" * 4096)
     cap = Capsule(Opcode.IDENTIFY, rig.cid(), cdw10=1, sgl=keyed(0, 4096, rig.key))
     rsp = rig.run_one(rig.admin, cap)
     assert rsp.status == Status.SUCCESS
-    page = rig.t.read_memory(rig.key, 0, 4096)
-    assert page[0:2] == b"\x1d\x1d"                                   # vendor id
-    assert struct.unpack_from("<H", page, 78)[0] == rig.cntlid        # cntlid
-    assert page[77] == 4                                              # mdts: 64K / 4K = 2^4
-    assert struct.unpack_from("<I", page, 516)[0] == 1                # nn
-    assert page[24:42] == b"nrt compact target"
-    assert page[4000:4096] == bytes(96)                               # the rest zeroed
+    check_identify_controller(rig, rig.t.read_memory(rig.key, 0, 4096))
 
 
 @pytest.mark.parametrize("block_size,num_blocks", [(512, 2048), (4096, 300)])
@@ -173,12 +203,65 @@ def test_identify_namespace_reports_nsze(block_size: int, num_blocks: int) -> No
         rig.t.destroy()
 
 
-def test_identify_shorter_than_a_page_writes_only_its_length(rig: Rig) -> None:
+def test_identify_shorter_than_a_page_is_refused_and_writes_nothing(rig: Rig) -> None:
+    # The data structure is 4096 bytes: a shorter buffer is Data SGL Length Invalid (NVMe
+    # Base 2.0 4.6.1.2), as the emulation chose (ctrlr.c admin_identify), and no byte of the
+    # host buffer is written.
     rig.t.write_memory(rig.key, 0, b"\xab" * 1024)
     cap = Capsule(Opcode.IDENTIFY, rig.cid(), cdw10=1, sgl=keyed(0, 512, rig.key))
+    assert rig.run_one(rig.admin, cap).status == Status.DATA_SGL_LENGTH_INVALID
+    assert rig.t.read_memory(rig.key, 0, 1024) == b"\xab" * 1024
+    assert_released(rig.t)
+
+
+def test_identify_longer_than_a_page_fills_only_the_page() -> None:
+    # A longer buffer is accepted and gets the 4096 bytes of the data structure (Data SGL
+    # Length Invalid "may" be returned for a too long SGL, NVMe Base 2.0 4.6.1.2; the
+    # emulation accepts it, ctrlr.c).  The bytes past the page are left alone or zeroed
+    # (the transport writes the whole SGL): never stale data of an earlier request.
+    rig = build(admin_group=1, io_group=1)   # one group: the admin and IO share buffers
+    t = rig.t
+    # leave the target's data buffers dirty: a read of non-zero media through them first
+    assert rig.write(0, b"\x5a" * 8192, "keyed", host_base=100_000).status == Status.SUCCESS
+    rsp, back = rig.read(0, 8192, "keyed", host_base=200_000)
+    assert rsp.status == Status.SUCCESS and back == b"\x5a" * 8192
+    t.write_memory(rig.key, 0, b"\xab" * 8192)
+    cap = Capsule(Opcode.IDENTIFY, rig.cid(), cdw10=1, sgl=keyed(0, 8192, rig.key))
     assert rig.run_one(rig.admin, cap).status == Status.SUCCESS
-    got = rig.t.read_memory(rig.key, 0, 1024)
-    assert got[:2] == b"\x1d\x1d" and got[512:] == b"\xab" * 512
+    got = t.read_memory(rig.key, 0, 8192)
+    check_identify_controller(rig, got[:4096])
+    assert got[4096:] in (b"\xab" * 4096, bytes(4096)), got[4096:4160].hex()
+    assert_released(t)
+    t.destroy()
+
+
+def test_identify_inactive_namespace_is_zero_filled(rig: Rig) -> None:
+    # CNS 00h for an NSID up to NN that is not active: success with a zero-filled data
+    # structure (NVMe Base 2.0 5.17, CNS 00h).  The rig's namespace is NSID 1 of 4.
+    inactive = rig.t.options.max_namespaces
+    assert inactive != rig.ns
+    rig.t.write_memory(rig.key, 0, b"\xff" * 4096)
+    cap = Capsule(Opcode.IDENTIFY, rig.cid(), cdw10=0, nsid=inactive,
+                  sgl=keyed(0, 4096, rig.key))
+    assert rig.run_one(rig.admin, cap).status == Status.SUCCESS
+    assert rig.t.read_memory(rig.key, 0, 4096) == bytes(4096)
+
+
+def test_identify_active_namespace_list(rig: Rig) -> None:
+    # CNS 02h: the active NSIDs greater than the command's NSID in increasing order, zero
+    # filled after (NVMe Base 2.0 5.17, CNS 02h).
+    t = rig.t
+    second = t.add_namespace(rig.sub, 512, 64)
+    assert second == rig.ns + 1
+    for nsid, want in ((0, [rig.ns, second]), (rig.ns, [second]), (second, [])):
+        t.write_memory(rig.key, 0, b"\xff" * 4096)
+        cap = Capsule(Opcode.IDENTIFY, rig.cid(), cdw10=2, nsid=nsid,
+                      sgl=keyed(0, 4096, rig.key))
+        assert rig.run_one(rig.admin, cap).status == Status.SUCCESS
+        page = t.read_memory(rig.key, 0, 4096)
+        n = len(want)
+        assert list(struct.unpack_from(f"<{n}I", page)) == want
+        assert page[4 * n:] == bytes(4096 - 4 * n)
 
 
 def test_keep_alive_and_abort(rig: Rig) -> None:
@@ -211,13 +294,18 @@ def test_properties(rig: Rig) -> None:
     assert cap & 0xFFFF == mqd - 1          # MQES, 0-based
     assert cap >> 37 & 1 == 1               # CSS: NVM command set
     assert prop_get(rig, VS) == (Status.SUCCESS, 0x10400)
-    assert prop_get(rig, CC) == (Status.SUCCESS, 0)
-    assert prop_get(rig, CSTS) == (Status.SUCCESS, 0)
+    # The rig enabled the controller before connecting its IO queue (NVMe Base 2.0 3.5.1):
+    # CC reads back what was written (NVMe Base 2.0 3.1.3.5) and CSTS.RDY follows CC.EN
+    # (3.1.3.6); nothing in the emulation takes time, so at once.
+    assert CC_ENABLE == 0x460001
+    assert prop_get(rig, CC) == (Status.SUCCESS, CC_ENABLE)
+    assert prop_get(rig, CSTS) == (Status.SUCCESS, 1)
+    assert prop_set(rig, CC, 0x460000) == Status.SUCCESS   # EN 1 -> 0: a controller reset
+    assert prop_get(rig, CC) == (Status.SUCCESS, 0x460000)
+    assert prop_get(rig, CSTS) == (Status.SUCCESS, 0)      # RDY follows EN
     assert prop_set(rig, CC, 0x460001) == Status.SUCCESS
     assert prop_get(rig, CC) == (Status.SUCCESS, 0x460001)
-    assert prop_get(rig, CSTS) == (Status.SUCCESS, 1)      # RDY follows EN
-    assert prop_set(rig, CC, 0x460000) == Status.SUCCESS
-    assert prop_get(rig, CSTS) == (Status.SUCCESS, 0)
+    assert prop_get(rig, CSTS) == (Status.SUCCESS, 1)
     assert prop_set(rig, CSTS, 1) == Status.INVALID_FIELD  # only CC is writable
 
 
