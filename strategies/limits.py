@@ -19,7 +19,8 @@ Options are accepted iff every field is in range (table below) and
 rule (``Refusal.kind``)           accepted when
 ================================  ===================================================
 not_uint32                        every field fits ``uint32_t`` (the C struct's type)
-max_queue_depth_range             1 <= max_queue_depth <= 4096
+max_queue_depth_range             2 <= max_queue_depth <= 4096 (a queue holds at least 2
+                                  entries: NVMe base 2.0, 4.1.3)
 io_unit_size_range                512 <= io_unit_size <= 131072
 io_unit_size_not_power_of_two     io_unit_size is a power of two
 max_io_size_not_multiple          max_io_size % io_unit_size == 0
@@ -53,6 +54,7 @@ from __future__ import annotations
 from strategies.types import OPTION_FIELDS, Refusal, TransportOptions
 
 UINT32_MAX = 0xFFFF_FFFF
+MIN_QUEUE_DEPTH = 2
 MAX_QUEUE_DEPTH = 4096
 MIN_IO_UNIT_SIZE = 512
 MAX_IO_UNIT_SIZE = 131072
@@ -151,8 +153,9 @@ def _range_refusals(o: TransportOptions) -> list[Refusal]:
             bad("not_uint32", name, "must be an integer in 0..4294967295")
     if out:  # nothing below is meaningful for values the struct cannot hold
         return out
-    if not 1 <= o.max_queue_depth <= MAX_QUEUE_DEPTH:
-        bad("max_queue_depth_range", "max_queue_depth", f"must be in 1..{MAX_QUEUE_DEPTH}")
+    if not MIN_QUEUE_DEPTH <= o.max_queue_depth <= MAX_QUEUE_DEPTH:
+        bad("max_queue_depth_range", "max_queue_depth",
+            f"must be in {MIN_QUEUE_DEPTH}..{MAX_QUEUE_DEPTH}")
     if not MIN_IO_UNIT_SIZE <= o.io_unit_size <= MAX_IO_UNIT_SIZE:
         bad("io_unit_size_range", "io_unit_size",
             f"must be in {MIN_IO_UNIT_SIZE}..{MAX_IO_UNIT_SIZE}")

@@ -100,6 +100,7 @@ EV_DELIVER_T2H: Final = 2
 EV_POLL: Final = 3
 EV_BDEV: Final = 4
 EV_TICK: Final = 5
+EV_ACCEPT: Final = 6   # the target processes its CM and async events
 EV_ARG_MASK: Final = 0x00FF_FFFF
 #: Schedule kind name -> NRT_EV_* number.
 EVENT_KINDS: Final[dict[str, int]] = {

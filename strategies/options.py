@@ -215,6 +215,8 @@ def _zero_or(draw: DrawFn, big: SearchStrategy[int]) -> tuple[int, str]:
 
 def _queue_depth(draw: DrawFn, o: TransportOptions) -> tuple[TransportOptions, str]:
     qd, variant = _zero_or(draw, st.integers(4097, 65536))
+    if variant == "zero" and draw(st.booleans()):
+        qd, variant = 1, "one"   # below the 2-entry minimum of a queue
     return _refit(draw, o.replace(max_queue_depth=qd)), variant
 
 
@@ -224,21 +226,29 @@ def _io_unit_range(draw: DrawFn, o: TransportOptions) -> tuple[TransportOptions,
         return o.replace(io_unit_size=0), variant
     unit = draw(st.sampled_from(_powers_of_two(1, 256) if variant == "too_small"
                                 else _powers_of_two(262144, limits.MAX_IO_SIZE)))
-    units = draw(st.integers(1, min(16, limits.MAX_IO_SIZE // unit)))
-    return _refit(draw, o.replace(io_unit_size=unit, max_io_size=unit * units)), variant
+    return _refit(draw, o.replace(io_unit_size=unit, max_io_size=unit * draw(_any_units(unit)))), \
+        variant
+
+
+def _any_units(unit: int) -> SearchStrategy[int]:
+    """A count of ``unit``-sized pieces making a max_io_size inside its range (at least
+    ``limits.MIN_IO_SIZE``, at most ``limits.MAX_IO_SIZE``), so only the rule under test
+    breaks."""
+    least = max(1, -(-limits.MIN_IO_SIZE // unit))
+    return st.integers(least, max(least, min(least + 15, limits.MAX_IO_SIZE // unit)))
 
 
 def _io_unit_pow2(draw: DrawFn, o: TransportOptions) -> tuple[TransportOptions, str]:
     unit = draw(st.integers(limits.MIN_IO_UNIT_SIZE + 1, limits.MAX_IO_UNIT_SIZE - 1))
     if unit & (unit - 1) == 0:
         unit += 1
-    units = draw(st.integers(1, min(16, limits.MAX_IO_SIZE // unit)))
-    return _refit(draw, o.replace(io_unit_size=unit, max_io_size=unit * units)), ""
+    return _refit(draw, o.replace(io_unit_size=unit, max_io_size=unit * draw(_any_units(unit)))), ""
 
 
 def _io_size_multiple(draw: DrawFn, o: TransportOptions) -> tuple[TransportOptions, str]:
     unit = o.io_unit_size
-    units = draw(st.integers(1, min(16, limits.MAX_IO_SIZE // unit - 1)))
+    least = max(1, -(-limits.MIN_IO_SIZE // unit))
+    units = draw(st.integers(least, max(least, min(least + 15, limits.MAX_IO_SIZE // unit - 1))))
     size = unit * units + draw(st.integers(1, unit - 1))
     return _refit(draw, o.replace(max_io_size=size)), ""
 
@@ -300,7 +310,7 @@ def _pool_below(draw: DrawFn, o: TransportOptions) -> tuple[TransportOptions, st
         o = _refit(draw, o.replace(wr_cache_size=o.wr_cache_size + 1))
     need = min_wr_pool(o)
     deficit = min(draw(st.integers(1, 8)), need - 1)
-    if draw(st.booleans()) and need - deficit <= limits.MAX_QUEUE_DEPTH:
+    if draw(st.booleans()) and limits.MIN_QUEUE_DEPTH <= need - deficit <= limits.MAX_QUEUE_DEPTH:
         # depth x multiplier route: the historical hard-coded pool being too small
         cap = need - deficit
         mult = cap // o.max_queue_depth

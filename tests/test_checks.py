@@ -24,6 +24,7 @@ import pytest
 from conformance import checks
 from conformance.checks import LEGAL_TRANSITIONS, QUEUE_OF_STATE, PropertyViolation
 from impl import (
+    ConnInfo,
     DestroyReport,
     DrainResult,
     GroupStats,
@@ -956,5 +957,128 @@ def test_every_public_check_is_covered_here() -> None:
         "admin_not_starved", "response_expected", "status_as_expected", "bytes_match",
         "shutdown_released", "qpair_released", "malformed_answered", "call_refused",
         "group_stats_agree", "completions_accounted",
+        "connect_answered", "connect_refused", "connect_joined",
     }
     assert public == covered
+
+
+# ------------------------------------------------------------------------------ CONN-1
+
+
+def conn(**kw: Any) -> ConnInfo:
+    """An accepted connection: CRQSIZE 8, 32 bytes of accept data with RECFMT 0, target
+    qpair 4097, the target asking the host for 4 outstanding RDMA READs."""
+    accepted = ConnInfo(conn=1, state=ConnInfo.ESTABLISHED, qpair=4097, reject_sts=0,
+                        reject_recfmt=0, crqsize=8, accept_recfmt=0, accept_len=32,
+                        initiator_depth=0, responder_resources=4, reserved=0, host_qp_num=256,
+                        target_qp_num=512, host_qp_state=3, target_qp_state=3)
+    return dataclasses.replace(accepted, **kw)
+
+
+def rejected(sts: int = 0x05, **kw: Any) -> ConnInfo:
+    """A rejected connection: 4 bytes of reject data (RECFMT 0, STS ``sts``), no qpair."""
+    fields = {"state": ConnInfo.REJECTED, "qpair": -1, "reject_sts": sts, "crqsize": 0,
+              "accept_len": 4, "responder_resources": 0, "target_qp_num": 0, **kw}
+    return conn(**fields)
+
+
+def _cm(info: ConnInfo, allowed: tuple[int | str, ...] = ("accept",), depth: int = 8,
+        ird: int = 16, q: QpairInfo | None | str = "auto") -> None:
+    checks.connect_answered("valid", allowed, info, depth, ird,
+                            qpair(depth=8, recv_posted=8, slots_free=8,
+                                  req_states=states(FREE=8)) if q == "auto" else q)
+
+
+@pytest.mark.spec("CONN-1")
+def test_connect_answered_passes_on_a_right_answer() -> None:
+    passes(_cm, conn())
+    passes(_cm, conn(), q=None)
+    passes(_cm, conn(), ("accept", 0x07), ird=4)
+    passes(_cm, rejected(0x05), (0x05, 0x04), q=None)
+    passes(_cm, rejected(0x07), (0x07,), q=None)
+
+
+@pytest.mark.spec("CONN-1")
+@pytest.mark.parametrize("info,kw,words", [
+    (conn(), {"allowed": (0x05,)}, "accepted with CRQSIZE 8, expected reject STS 05h"),
+    (conn(accept_len=4), {}, "accept private data of 4 bytes"),
+    (conn(accept_recfmt=1), {}, "with RECFMT 1"),
+    (conn(crqsize=7), {}, "CRQSIZE 7, the negotiated depth is 8"),
+    (conn(), {"depth": 16}, "CRQSIZE 8, the negotiated depth is 16"),
+    (conn(qpair=-1), {"q": None}, "the target has no qpair for it"),
+    (conn(), {"q": qpair(depth=4)}, "qpair 4097 has depth 4"),
+    (conn(responder_resources=16), {"ird": 4}, "16 RDMA READs outstanding, the host offered IRD 4"),
+    (conn(responder_resources=1), {"ird": 0}, "offered IRD 0"),
+    (rejected(0x05), {"allowed": ("accept",)}, "reject STS 05h INVALID_HRQSIZE, expected accept"),
+    (rejected(0x04), {"allowed": (0x05,)}, "STS 04h INVALID_HSQSIZE, expected reject STS 05h"),
+    (rejected(0x07), {"allowed": ("accept",)}, "STS 07h INVALID_IRD, expected accept"),
+    (rejected(0x05, accept_len=0), {"allowed": (0x05,)}, "0 bytes of private data"),
+    (rejected(0x05, reject_recfmt=1), {"allowed": (0x05,)}, "reject RECFMT 1"),
+    (rejected(0x05, qpair=4097), {"allowed": (0x05,)}, "target qpair 4097 exists"),
+    (conn(state=1), {}, "neither accepted nor rejected (connection state 1)"),
+], ids=["accepted-not-rejected", "accept-len", "accept-recfmt", "crqsize", "depth", "no-qpair",
+        "qpair-depth", "ird", "ird-0", "rejected-not-accepted", "wrong-sts", "ird-reject",
+        "reject-len", "reject-recfmt", "reject-qpair", "pending"])
+def test_connect_answered_catches_a_wrong_answer(info: ConnInfo, kw: dict[str, Any],
+                                                 words: str) -> None:
+    msg = violates("CONN-1", _cm, info, **kw)
+    assert words in msg and "valid connect (connection 1)" in msg
+
+
+CONNECT_OK = Response(cid=3, status=0, sqhd=0, result=0x0001, unexpected=False)
+#: Connect Invalid Parameters naming SUBNQN: IATTR 1 (in the data), IPO 256.
+BAD_SUBNQN = Response(cid=3, status=0x0182, sqhd=0, result=1 << 16 | 256, unexpected=False)
+
+
+@pytest.mark.spec("CONN-1")
+def test_connect_refused() -> None:
+    passes(checks.connect_refused, "admin Connect", BAD_SUBNQN, True, 256)
+    passes(checks.connect_refused, "I/O Connect", dataclasses.replace(
+        BAD_SUBNQN, result=1 << 16 | 16), True, 16)
+    passes(checks.connect_refused, "I/O Connect", dataclasses.replace(
+        BAD_SUBNQN, result=42), False, 42)
+    assert "no response" in violates("CONN-1", checks.connect_refused, "c", None, True, 256)
+    assert "answered 0x0000 SUCCESS, expected 0x0182" in violates(
+        "CONN-1", checks.connect_refused, "c", CONNECT_OK, True, 256)
+    assert "answered 0x0184" in violates("CONN-1", checks.connect_refused, "c",
+                                         dataclasses.replace(BAD_SUBNQN, status=0x0184),
+                                         True, 256)
+    assert "IATTR 1 IPO 256, expected the parameter at byte 16" in violates(
+        "CONN-1", checks.connect_refused, "c", BAD_SUBNQN, True, 16)
+    assert "IATTR 0 IPO 256" in violates("CONN-1", checks.connect_refused, "c",
+                                         dataclasses.replace(BAD_SUBNQN, result=256), True, 256)
+    assert "of the Connect SQE" in violates("CONN-1", checks.connect_refused, "c", BAD_SUBNQN,
+                                            False, 256)
+
+
+@pytest.mark.spec("CONN-1")
+def test_connect_joined() -> None:
+    passes(checks.connect_joined, "admin Connect", CONNECT_OK, None, qpair(cntlid=1))
+    passes(checks.connect_joined, "admin Connect", dataclasses.replace(CONNECT_OK, result=0),
+           None)
+    passes(checks.connect_joined, "I/O Connect", CONNECT_OK, 1, qpair(cntlid=1))
+    assert "no response" in violates("CONN-1", checks.connect_joined, "c", None, None)
+    assert "answered 0x0182 CONNECT_INVALID_PARAM, expected success" in violates(
+        "CONN-1", checks.connect_joined, "c", BAD_SUBNQN, None)
+    assert "0xfff0 is not one of the dynamic model" in violates(
+        "CONN-1", checks.connect_joined, "c", dataclasses.replace(CONNECT_OK, result=0xFFF0),
+        None)
+    assert "joined controller 0x0001, the Connect named 0x0002" in violates(
+        "CONN-1", checks.connect_joined, "c", CONNECT_OK, 2)
+    assert "qpair 4097 belongs to 0x0002" in violates(
+        "CONN-1", checks.connect_joined, "c", CONNECT_OK, 1, qpair(cntlid=2))
+
+
+@pytest.mark.spec("ERR-1")
+def test_malformed_answered_state_after() -> None:
+    """A kind whose command connects its queue (a Connect with only reserved fields set)
+    must leave it ACTIVE; any other kind must not change the state."""
+    connecting = qpair(state=QpState.CONNECTING)
+    passes(checks.malformed_answered, "k", 4097, 7, [OK_RSP], (INVALID_OPCODE,), connecting,
+           qpair(), QpState.ACTIVE)
+    assert "CONNECTING -> CONNECTING, expected ACTIVE" in violates(
+        "ERR-1", checks.malformed_answered, "k", 4097, 7, [OK_RSP], (INVALID_OPCODE,),
+        connecting, connecting, QpState.ACTIVE)
+    assert "a command error must not change it" in violates(
+        "ERR-1", checks.malformed_answered, "k", 4097, 7, [OK_RSP], (INVALID_OPCODE,),
+        connecting, qpair())

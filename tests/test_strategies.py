@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from strategies import nvme
+from strategies import wire as sw
 from strategies.commands import admin_commands, io_commands, max_transfer_blocks
 from strategies.faults import FAULT_KINDS, fault_plans
 from strategies.limits import (
@@ -32,14 +33,20 @@ from strategies.limits import (
     refusals,
     wr_pool_capacity,
 )
-from strategies.malformed import MALFORMED_KINDS, feasible_kinds, malformed_commands
+from strategies.malformed import (
+    EXTRA_KINDS,
+    KINDS,
+    MALFORMED_KINDS,
+    ErrContext,
+    feasible_kinds,
+    malformed_commands,
+)
 from strategies.options import DEFAULT_REFUSED_KINDS, accepted_options, refused_options
 from strategies.schedules import SCHEDULE_KINDS, schedules
 from strategies.sgl import SGL1_TYPE, descriptor_lengths, sgl_layouts
 from strategies.topology import topologies
 from strategies.types import (
     OPTION_FIELDS,
-    Malformed,
     Namespace,
     Schedule,
     SglLayout,
@@ -171,8 +178,9 @@ def test_accepted_options_cover_contention() -> None:
 
 def test_accepted_options_shrink_to_simplest() -> None:
     o = _simplest(accepted_options())
+    # the smallest max_io_size is the 4 KiB floor (an Identify page fits one request)
     assert (o.max_queue_depth, o.num_poll_groups, o.max_io_size, o.io_unit_size) == (2, 1,
-                                                                                      512, 512)
+                                                                                      4096, 512)
     assert wr_pool_capacity(o) >= min_wr_pool(o) and o.num_shared_buffers == min_buffers(o)
 
 
@@ -454,109 +462,135 @@ def test_fault_plans_cover_kinds_and_shrink_to_none() -> None:
 
 
 # ---------------------------------------------------------------------- malformed
+# The wire kinds of strategies.wire are tested in tests/test_wire.py; here the catalogue as a
+# whole and the kinds strategies.malformed adds.
 
+W = sw.codec
 NS = Namespace(512, 64)
-KNOWN_STATUSES = set(nvme.STATUS_NAMES) - {nvme.SC_SUCCESS}
+CTX = ErrContext(sw.WireLimits(in_capsule_data_size=4096, max_io_size=16384,
+                               max_sgl_descriptors=8, max_queue_depth=16, max_qid=16,
+                               namespaces=(NS,),
+                               regions=(sw.Region(0x55, 0x7F00_0000_0000, 65536),)),
+                 cntlid=3, hostid=bytes(range(16)), live_qids=(1, 2), next_qid=3, max_qid=16,
+                 max_namespaces=4)
+KNOWN_STATUSES = set(nvme.STATUS_NAMES) | {0x0101}
+PROPERTIES = (0x00, 0x08, 0x14, 0x1C)
 
 
-def test_malformed_kinds_are_many_and_all_feasible_for_ordinary_options() -> None:
-    assert len(MALFORMED_KINDS) >= 25 and len(set(MALFORMED_KINDS)) == len(MALFORMED_KINDS)
-    assert set(feasible_kinds(CI, NS)) == set(MALFORMED_KINDS)
-    sample = _sample(malformed_commands(CI, NS), 300)
-    assert {m.kind for m in sample} == set(MALFORMED_KINDS)
+def test_malformed_kinds_are_many_and_all_feasible_for_ordinary_limits() -> None:
+    assert len(MALFORMED_KINDS) >= 45 and len(set(MALFORMED_KINDS)) == len(MALFORMED_KINDS)
+    assert set(MALFORMED_KINDS) == set(sw.WIRE_KINDS) | set(EXTRA_KINDS)
+    assert feasible_kinds(CTX) == MALFORMED_KINDS
+    for kind in MALFORMED_KINDS:   # each kind draws on its own, and is what it says
+        assert {m.kind for m in _sample(malformed_commands(CTX, kinds=(kind,)), 3)} == {kind}
+    sample = _sample(malformed_commands(CTX), 300)
+    assert len({m.kind for m in sample}) >= len(MALFORMED_KINDS) // 2   # a real mix
 
 
-def _transfer(m: Malformed) -> int:
-    return (m.capsule_overrides.get("nlb", 0) + 1) * NS.block_size
-
-
-def _sgl(m: Malformed) -> dict:
-    return m.capsule_overrides.get("sgl", {})
+def _connect(m: sw.MalformedCapsule) -> tuple[object, object]:
+    return W.ConnectSqe.from_sqe(m.capsule.sqe), W.ConnectData.decode(m.capsule.data)
 
 
 @FAST
-@given(malformed_commands(CI, NS))
-def test_malformed_commands_are_wrong_in_the_claimed_way(m: Malformed) -> None:
-    o = m.capsule_overrides
-    assert m.expected_status in KNOWN_STATUSES and set(m.alternatives) <= KNOWN_STATUSES
-    assert m.accepts(m.expected_status) and not m.accepts(nvme.SC_SUCCESS)
-    k = m.kind
-    if k in ("io_invalid_opcode", "admin_opcode_on_io"):
-        assert m.queue == "io" and o["opcode"] not in nvme.NVM_OPCODES
-    elif k in ("admin_invalid_opcode", "nvm_opcode_on_admin"):
-        assert m.queue == "admin" and o["opcode"] not in nvme.ADMIN_OPCODES | {nvme.OPC_FABRICS}
-    elif k == "icd_length_too_large":
-        assert _transfer(m) > CI.in_capsule_data_size >= (m.icd_len or 0)
-    elif k == "icd_offset_beyond_data":
-        assert _sgl(m)["addr"] > CI.in_capsule_data_size
-    elif k == "keyed_length_too_large":
-        assert max(_transfer(m), _sgl(m).get("length", 0)) > CI.max_io_size
-    elif k == "keyed_list_length_too_large":
-        assert sum(e["length"] for e in o["list"]) == _transfer(m) > CI.max_io_size
-    elif k == "sgl_length_short":
-        got = _sgl(m).get("length") if "list" not in o else sum(e["length"] for e in o["list"])
-        assert 1 <= got < _transfer(m) <= CI.max_io_size
-    elif k == "sgl_length_long":
-        assert _transfer(m) < _sgl(m)["length"] <= CI.max_io_size
-    elif k == "list_zero_descriptors":
-        assert o["ndesc"] == 0 and _sgl(m)["length"] == 0
-    elif k == "list_too_many_descriptors":
-        assert o["ndesc"] > CI.max_sgl_descriptors and len(o["list"]) <= nvme.MAX_SGL_DESC
-        assert _sgl(m)["length"] == o["ndesc"] * nvme.SGL_DESC_BYTES
-    elif k == "list_entry_not_keyed":
-        assert sum(e["type"] != nvme.SGL_TYPE_KEYED_DATA for e in o["list"]) == 1
-        assert sum(e["length"] for e in o["list"]) == _transfer(m)
-    elif k == "last_segment_wrong_subtype":
-        assert _sgl(m)["subtype"] != nvme.SGL_SUBTYPE_OFFSET
-    elif k == "lba_out_of_range":
-        assert o["slba"] + o["nlb"] + 1 > NS.num_blocks and _transfer(m) <= CI.max_io_size
-    elif k == "nsid_unknown":
-        assert CI.max_namespaces < o["nsid"] < 0xFFFFFFFF
-    elif k == "connect_sqsize_too_large":
-        assert o["sqsize"] >= CI.max_queue_depth
-    elif k == "connect_sqsize_zero":
-        assert o["sqsize"] == 0
-    elif k == "connect_duplicate_qid":
-        assert m.base == "connect_io" and "duplicate_qid" in m.setup
-    elif k == "connect_bad_qid":
-        assert CI.max_qpairs < o["qid"] <= 0xFFFF
+@given(malformed_commands(CTX, kinds=tuple(EXTRA_KINDS)))
+def test_added_kinds_are_wrong_in_the_claimed_way(m: sw.MalformedCapsule) -> None:
+    """Exactly the claimed thing is wrong (or, for the reserved-field kinds, set)."""
+    k, sqe = m.kind, m.capsule.sqe
+    assert m.expected_status == KINDS[k].status and m.citation == KINDS[k].citation
+    assert {m.expected_status, *KINDS[k].alternatives} <= KNOWN_STATUSES
+    raw = m.capsule.encode()
+    assert W.Capsule.decode(raw).encode() == raw
+    assert len(raw) - W.SQE_SIZE <= CTX.limits.in_capsule_data_size or k.startswith("connect")
+    if sqe.data_direction in (1, 2) and not k.startswith(("connect", "sgl_reserved")):
+        sqe.sgl1.check()   # the data, if any, is described right: only the claim is wrong
+    if k == "fabrics_prohibited_admin_opcode":
+        assert sqe.opc in (0x00, 0x01, 0x04, 0x05, 0x7C)
+    elif k == "admin_opcode_on_io":
+        assert sqe.opc in (0x06, 0x08, 0x09, 0x0A, 0x18) and sqe.nsid == 1
+    elif k == "namespace_not_ready":
+        sqe.check()
+        assert sqe.opc in (W.OPC_FLUSH, W.OPC_WRITE, W.OPC_READ)
+    elif k.startswith("connect_") and k != "connect_reserved_fields":
+        sq, data = _connect(m)
+        assert data.hostid == CTX.hostid and data.subnqn == CTX.limits.subnqn.encode()
+        assert sq.qid == CTX.next_qid or k in ("connect_bad_qid", "connect_duplicate_qid")
+        assert data.cntlid == CTX.cntlid or k == "connect_unknown_cntlid"
+        ok_size = 1 <= sq.sqsize < CTX.limits.max_queue_depth
+        assert ok_size == (k not in ("connect_io_sqsize_zero", "connect_io_sqsize_too_large"))
+        if k == "connect_bad_qid":
+            assert CTX.max_qid < sq.qid <= 0xFFFF
+        elif k == "connect_duplicate_qid":
+            assert sq.qid in CTX.live_qids
+        elif k == "connect_unknown_cntlid":
+            assert data.cntlid not in CTX.live_cntlids and data.cntlid <= 0xFFEF
+        elif k == "connect_io_sqsize_zero":
+            assert sq.sqsize == 0
     elif k in ("property_get_bad_offset", "property_set_bad_offset"):
-        assert o["cdw10"] not in nvme.PROPERTY_OFFSETS
+        p = W.PropertySqe.from_sqe(sqe)
+        assert p.ofst not in PROPERTIES and not 0x20 <= p.ofst < 0x40
+        assert p.fctype == (W.FCTYPE_PROPERTY_GET if "get" in k else W.FCTYPE_PROPERTY_SET)
     elif k == "identify_bad_cns":
-        assert o["cdw10"] not in (nvme.CNS_NAMESPACE, nvme.CNS_CONTROLLER)
-    elif k == "fabrics_bad_fctype":
-        assert o["fctype"] not in nvme.FABRICS_FCTYPES
-    elif k in ("io_before_connect", "admin_before_connect"):
-        assert m.queue.endswith("_unconnected")
+        assert sqe.opc == W.OPC_IDENTIFY and sqe.cdw10 >= 4 and sqe.sgl1.length == 4096
+    elif k == "identify_nsid_unknown":
+        assert sqe.cdw10 == 0 and (sqe.nsid == 0 or CTX.max_namespaces < sqe.nsid < 0xFFFFFFFF)
+    elif k == "sqe_reserved_bits":
+        assert sqe.rsvd and sqe.replace(rsvd=0).check() is None
+    elif k == "flush_reserved_dwords":
+        assert sqe.opc == W.OPC_FLUSH and any(
+            getattr(sqe, f"cdw{i}") for i in range(10, 16))
+    elif k == "sgl_reserved_bytes":
+        s = sqe.sgl1
+        assert not s.is_keyed and s.reserved != W.Z3
+        assert sqe.replace(sgl1=s.replace(reserved=W.Z3)).check() is None
+    elif k == "fabrics_reserved_bytes":
+        p = W.PropertySqe.from_sqe(sqe)
+        assert p.ofst in PROPERTIES and p.attrib & 7 == (1 if p.ofst == 0 else 0)
+        clean = W.PropertySqe(p.fctype, p.cid, p.ofst, p.attrib & 7).sqe()
+        assert sqe != clean and (raw[0:5], raw[40], raw[44:48]) == (
+            clean.encode()[0:5], raw[40], clean.encode()[44:48])
+    elif k == "connect_reserved_fields":
+        sq, data = _connect(m)
+        clean = W.connect_capsule(sq, W.ConnectData(data.hostid, data.cntlid, data.subnqn,
+                                                    data.hostnqn))
+        assert clean.encode() != raw and sq.qid == 0 and 1 <= sq.sqsize
+        assert data.cntlid == W.CONNECT_CNTLID_DYNAMIC
 
 
-def test_malformed_statuses_match_the_brief() -> None:
+def test_malformed_statuses_match_the_specs() -> None:
     expected = {
         "icd_length_too_large": 0x000F, "keyed_length_too_large": 0x000F,
-        "sgl_length_short": 0x000F, "sgl_length_long": 0x000F,
-        "list_zero_descriptors": 0x000E, "list_too_many_descriptors": 0x000E,
-        "lba_out_of_range": 0x0080, "nsid_zero": 0x000B, "nsid_unknown": 0x000B,
+        "sgl_length_mismatch": 0x000F, "list_too_many_descriptors": 0x000E,
+        "lba_out_of_range": 0x0080, "invalid_namespace": 0x000B,
         "namespace_not_ready": 0x0082, "io_before_connect": 0x000C,
         "connect_bad_qid": 0x0182, "connect_unknown_cntlid": 0x0182,
-        "connect_unknown_subsystem": 0x0182, "connect_sqsize_too_large": 0x0182,
-        "connect_sqsize_zero": 0x0182, "connect_duplicate_qid": 0x0182,
+        "connect_unknown_subnqn": 0x0182, "connect_sqsize_too_large": 0x0182,
+        "connect_io_sqsize_zero": 0x0182, "connect_duplicate_qid": 0x0182,
         "property_get_bad_offset": 0x0002, "identify_bad_cns": 0x0002,
-        "nvm_opcode_on_admin": 0x0001, "admin_opcode_on_io": 0x0001,
-        "io_invalid_opcode": 0x0001, "admin_invalid_opcode": 0x0001,
+        "identify_nsid_unknown": 0x000B, "fabrics_prohibited_admin_opcode": 0x0001,
+        "admin_opcode_on_io": 0x0001, "io_invalid_opcode": 0x0001,
+        "sqe_reserved_bits": 0x0000, "connect_reserved_fields": 0x0000,
     }
     for kind, status in expected.items():
-        for m in _sample(malformed_commands(CI, NS, kinds=(kind,)), 5):
+        for m in _sample(malformed_commands(CTX, kinds=(kind,)), 5):
             assert m.expected_status == status, kind
-    for m in _sample(malformed_commands(CI, NS, kinds=("list_entry_not_keyed",)), 5):
-        assert m.accepts(0x0011) and m.accepts(0x000D)
+    assert KINDS["connect_duplicate_qid"].accepts(0x000C)
+    assert KINDS["list_entry_not_keyed"].accepts(0x0011)
+    assert KINDS["list_entry_not_keyed"].accepts(0x000D)
 
 
 def test_malformed_skips_infeasible_kinds() -> None:
-    tiny = CI.replace(max_io_size=2048, io_unit_size=2048)
-    big_blocks = Namespace(4096, 16)
-    kinds = set(feasible_kinds(tiny, big_blocks))
-    assert "lba_out_of_range" not in kinds and "identify_bad_cns" not in kinds
-    assert "io_invalid_opcode" in kinds
-    assert {m.kind for m in _sample(malformed_commands(tiny, big_blocks), 150)} == kinds
+    # no identify page fits 2 KiB transfers; 8 descriptors of 16 bytes need 144 bytes of
+    # in-capsule room for one too many
+    tiny = dataclasses.replace(CTX, limits=dataclasses.replace(
+        CTX.limits, max_io_size=2048, in_capsule_data_size=128))
+    kinds = set(feasible_kinds(tiny))
+    assert not kinds & {"identify_bad_cns", "identify_nsid_unknown", "list_too_many_descriptors"}
+    assert {"io_invalid_opcode", "connect_bad_qid", "lba_out_of_range"} <= kinds
+    for kind in sorted(kinds):
+        assert {m.kind for m in _sample(malformed_commands(tiny, kinds=(kind,)), 2)} == {kind}
     with pytest.raises(ValueError):
-        malformed_commands(tiny, big_blocks, kinds=("lba_out_of_range",))
+        malformed_commands(tiny, kinds=("identify_bad_cns",))
+    with pytest.raises(ValueError, match="unknown malformed kind"):
+        malformed_commands(CTX, kinds=("nope",))
+    full = dataclasses.replace(CTX, max_qid=0xFFFF)
+    assert "connect_bad_qid" not in feasible_kinds(full)

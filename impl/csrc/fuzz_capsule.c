@@ -1,5 +1,6 @@
 /*
- * fuzz_capsule.c — coverage-guided fuzzer (libFuzzer) for the target, through nrt.h only.
+ * fuzz_capsule.c — coverage-guided fuzzer (libFuzzer) for the target, through nrt.h only
+ * (and the wire layouts of nvmf_wire.h).
  *
  * Each input builds a small rig (one of four option presets, all accepted and so, by
  * DESIGN 5.2, stall-free): two ports, two subsystems (one with two namespaces), a host
@@ -20,7 +21,10 @@
  *   SHUT-1  the destroy report is not exact (every WR and buffer back, no message);
  *   CFG-1   nrt_opts_validate and nrt_transport_create / nrt_rig_create disagree on fuzzed
  *           options, or a refusal comes without a message;
- *   WL-1    the workload driver ran on a connection with IO outstanding (it must refuse).
+ *   WL-1    the workload driver ran on a connection with IO outstanding (it must refuse);
+ *   CQ-1    after any operation, a completion queue has overrun (the fabric counts every
+ *           completion that found its CQ full: a verbs program sizes its CQs for all it
+ *           can have outstanding, and a lost completion leaves a queue pair undrainable).
  *
  * Build: impl/tools/fuzz.sh (tox -e fuzz).  With -DNRT_FUZZ_STANDALONE it gets a main()
  * that runs the files named on the command line once each (no libFuzzer needed), which is
@@ -261,6 +265,16 @@ static void audit_pool(const char *what, const struct nrt_pool_counts *p, uint64
              (unsigned long long)p->held, (unsigned long long)p->capacity);
 }
 
+/* The host's CQs hold its whole send and receive queues: an overrun is the target's. */
+static void audit_cqs(struct harness *g)
+{
+    struct nrt_fabric_stats fs;
+    nrt_rig_fabric_stats(g->r, &fs);
+    if (fs.cq_overruns)
+        fail("CQ-1", "%llu completions found their CQ full (a CQ smaller than what its "
+             "queue pairs can have outstanding)", (unsigned long long)fs.cq_overruns);
+}
+
 /* Only the target's read-only views: the rig's own queries absorb host completions, which
  * would make the audit part of the program. */
 static void audit(struct harness *g, bool quiescent)
@@ -295,8 +309,7 @@ static void audit(struct harness *g, bool quiescent)
     nrt_async_events(g->t, ev, 4);
     uint64_t transitions[NRT_REQ_NSTATES * NRT_REQ_NSTATES];
     nrt_state_transitions(g->t, transitions, NRT_REQ_NSTATES * NRT_REQ_NSTATES);
-    struct nrt_fabric_stats fs;
-    nrt_rig_fabric_stats(g->r, &fs);
+    audit_cqs(g);
 }
 
 /* ---- capsules -------------------------------------------------------------------------- */
@@ -992,6 +1005,7 @@ static void teardown(struct harness *g, bool abrupt)
             nrt_rig_drain(g->r, 1000, &dr);
             reap_all(g);
         }
+        audit_cqs(g);   /* a lost completion is the cause of a stall, if there is one */
         if (!dr.quiescent)
             fail("LIVE-1", "no quiescence after 64 drain-and-reap rounds (stalled=%u)",
                  dr.stalled);

@@ -772,9 +772,14 @@ static int wl_check(struct nrt_rig *r, int conn, const struct nrt_workload *w, s
     uint64_t span = (uint64_t)qd * w->io_bytes;
     if (span > nblocks * block)
         return rig_fail(r, NRT_EINVAL, "namespace smaller than queue_depth x io_bytes");
+    if (w->io_bytes > r->t->o.max_io_size)
+        return rig_fail(r, NRT_EINVAL, "workload io_bytes %u exceed max_io_size %u", w->io_bytes,
+                        r->t->o.max_io_size);
     uint64_t iova = sv_host_mr_iova(r->f, w->mkey);
-    if (!iova)
-        return rig_fail(r, NRT_EINVAL, "memory region %u missing", w->mkey);
+    uint8_t last;
+    if (!iova || sv_host_mr_read(r->f, w->mkey, span - 1, &last, 1) < 0)
+        return rig_fail(r, NRT_EINVAL, "memory region %u missing or smaller than %llu bytes",
+                        w->mkey, (unsigned long long)span);
     *g = (struct wl){c, qd, w->io_bytes / block, block, iova,
                      NVMF_SQE_SIZE + (w->ndesc > 1 ? 16 * w->ndesc : 0), (int)qi.group};
     return 0;

@@ -104,7 +104,7 @@ static uint32_t send_depth(const struct nrt_opts *o)
 
 int nrt_opts_validate(const struct nrt_opts *o, char *err, size_t len)
 {
-    RANGE(max_queue_depth, 1, 4096);
+    RANGE(max_queue_depth, 2, 4096);   /* a queue has at least 2 entries (NVMe base 4.1.3) */
     RANGE(io_unit_size, 512, 131072);
     if (o->io_unit_size & (o->io_unit_size - 1))
         return opt_fail(err, len, "io_unit_size = %u is not a power of two", o->io_unit_size);
@@ -489,7 +489,7 @@ static void qpair_verbs_free(struct nrt_transport *t, struct qpair *qp)
     if (qp->mr)
         ibv_dereg_mr(qp->mr);
     if (qp->dev && qp->dev->cq_need)
-        qp->dev->cq_need[qp->group] -= qp->depth + qp->max_send_depth;
+        qp->dev->cq_need[qp->group] -= qp->depth + qp->max_send_depth + qp->max_read_depth;
     (void)t;
 }
 
@@ -590,7 +590,9 @@ static struct qpair *qpair_create(struct nrt_transport *t, struct rdma_cm_id *id
     qp->mr = ibv_reg_mr(dev->pd, qp->bufs, regsize, IBV_ACCESS_LOCAL_WRITE);
     /* the group's CQ on this device: made, or grown, to hold every completion its qpairs
      * can have outstanding at once */
-    uint32_t need_cqe = dev->cq_need[group] + depth + qp->max_send_depth;
+    /* receives, send-queue WRs and the RDMA READs outstanding at once (each READ is
+     * signaled and counts against the read depth, not the send depth) */
+    uint32_t need_cqe = dev->cq_need[group] + depth + qp->max_send_depth + read_depth;
     struct ibv_cq *cq = dev->cqs[group];
     if (!cq)
         cq = dev->cqs[group] = ibv_create_cq(dev->ctx, (int)need_cqe, NULL, NULL, 0);
@@ -663,14 +665,19 @@ static void connect_request(struct nrt_transport *t, struct rdma_cm_event *ev)
 {
     struct listener *l = ev->listen_id ? ev->listen_id->context : NULL;
     const struct rdma_conn_param *cp = &ev->param.conn;
-    const struct nvmf_rdma_request_private_data *pd = cp->private_data;
+    struct nvmf_rdma_request_private_data req;
+    const struct nvmf_rdma_request_private_data *pd = NULL;
     struct rdma_cm_id *id = ev->id;
+    if (cp->private_data && cp->private_data_len >= sizeof(req)) {
+        memcpy(&req, cp->private_data, sizeof(req));   /* the CM owes us no alignment */
+        pd = &req;
+    }
     if (!l) {
         reject(id, NVMF_RDMA_STS_NO_RESOURCES);
         return;
     }
     /* figure 4 of the transport spec: the request private data is 32 bytes */
-    if (!pd || cp->private_data_len < sizeof(*pd)) {
+    if (!pd) {
         reject(id, NVMF_RDMA_STS_INVALID_PRIVATE_DATA_LENGTH);
         return;
     }
@@ -692,8 +699,10 @@ static void connect_request(struct nrt_transport *t, struct rdma_cm_event *ev)
         reject(id, NVMF_RDMA_STS_INVALID_HSQSIZE);
         return;
     }
-    /* the target issues RDMA READs to the host: the host must take at least one */
-    if (cp->responder_resources == 0) {
+    /* the target issues RDMA READs to the host: the host must take at least one.  The CM
+     * reports the request's depths from this side's point of view: initiator_depth is
+     * how many RDMA READs we may have outstanding at the host (its IRD). */
+    if (cp->initiator_depth == 0) {
         reject(id, NVMF_RDMA_STS_INVALID_IRD);
         return;
     }
@@ -701,8 +710,8 @@ static void connect_request(struct nrt_transport *t, struct rdma_cm_event *ev)
     if (depth > l->dev->max_qp_wr)
         depth = l->dev->max_qp_wr;
     uint32_t rd = t->o.max_read_depth;
-    if (rd > cp->responder_resources)
-        rd = cp->responder_resources;
+    if (rd > cp->initiator_depth)
+        rd = cp->initiator_depth;
     if (l->dev->max_rd_atom && rd > l->dev->max_rd_atom)
         rd = l->dev->max_rd_atom;
     uint32_t group = t->next_group >= 0 ? (uint32_t)t->next_group % t->o.num_poll_groups
