@@ -8,8 +8,9 @@ options' defect switches: it passes them through to the target untouched.
 
 from __future__ import annotations
 
+import dataclasses
+
 from conformance import checks
-from impl.wire import CONNECT_DATA_SIZE
 from conformance.model import Command, ControllerModel, NamespaceModel, QpairModel, pattern
 from impl import (
     Capsule,
@@ -25,6 +26,7 @@ from impl import (
     in_capsule,
     keyed,
 )
+from impl.wire import CONNECT_DATA_SIZE
 from strategies.configs import ControllerSpec, GateConfig
 from strategies.shapes import IoShape, realize
 from strategies.types import (
@@ -33,6 +35,7 @@ from strategies.types import (
     IoCommand,
     Namespace,
     Schedule,
+    SglLayout,
     TransportOptions,
 )
 
@@ -286,6 +289,8 @@ class Harness:
         self._run_words(Schedule(schedule.steps[cut:]))
         for _ in range(passes - 1):
             self._run_words(schedule)
+        if self.alive:
+            self.probe_where_io_waits()
 
     def _run_words(self, schedule: Schedule) -> None:
         existing = self.existing_qpairs()
@@ -391,6 +396,11 @@ class Harness:
                 pass
             while self.t.poll(qp.group):
                 pass
+            if cmd.kind == "io":   # an IO probe needs the block device too
+                while self.t.bdev_complete(0):
+                    pass
+                while self.t.poll(qp.group):
+                    pass
             while self.t.deliver_t2h(qp.handle):
                 pass
             while self.t.poll(qp.group):
@@ -406,9 +416,13 @@ class Harness:
 
     # -------------------------------------------------------------------------- rules
     def admin_probe(self, which: int) -> None:
-        """LIVE-2: a keep-alive or property get on an admin qpair completes promptly."""
-        admins = [c.admin for c in self.controllers
-                  if c.admin and not c.admin.failed and c.cntlid]
+        """LIVE-2: a keep-alive or property get on an admin qpair, or (``which`` 6, 7) a
+        one-block in-capsule write on an IO qpair, completes promptly: none needs a data
+        buffer, so none may wait behind IO that does."""
+        if which >= 6 and self._in_capsule_probe(which):
+            return
+        admins = self._where_io_waits([c.admin for c in self.controllers
+                                       if c.admin and not c.admin.failed and c.cntlid])
         if not admins:
             return
         qp = admins[which % len(admins)]
@@ -423,6 +437,55 @@ class Harness:
             cmd = Command(cid, "property get VS", "probe")
         if self._submit(qp, cap, cmd):
             self._await(qp, cmd, cmd.label)
+
+    def probe_where_io_waits(self) -> None:
+        """LIVE-2 whenever it can bite: if IO waits for buffers on a poll group, an admin
+        qpair there (keep-alive) or else an IO qpair there (one-block in-capsule write) must
+        still be served."""
+        for g in range(self.options.num_poll_groups):
+            if not self.t.group_stats(g).pending_data_buffer:
+                continue
+            admins = [c.admin for c in self.controllers if c.admin and c.admin.group == g
+                      and not c.admin.failed and c.cntlid]
+            if admins:
+                qp = admins[0]
+                cid = qp.free_cid()
+                if cid is not None:
+                    cmd = Command(cid, "keep-alive", "probe")
+                    if self._submit(qp, Capsule(Opcode.KEEP_ALIVE, cid), cmd):
+                        self._await(qp, cmd, cmd.label)
+                return
+            ios = [q for q in self.live_io_qpairs() if q.group == g]
+            if ios and self._in_capsule_probe(0, ios):
+                return
+
+    def _where_io_waits(self, qpairs: list[QpairModel]) -> list[QpairModel]:
+        """The qpairs on poll groups where IO waits for buffers (a probe there tests
+        LIVE-2), or all of them if no group has such IO."""
+        waiting = {g for g in range(self.options.num_poll_groups)
+                   if self.t.group_stats(g).pending_data_buffer}
+        return [q for q in qpairs if q.group in waiting] or qpairs
+
+    def _in_capsule_probe(self, which: int, among: list[QpairModel] | None = None) -> bool:
+        live = among if among is not None else self._where_io_waits(self.live_io_qpairs())
+        if not live:
+            return False
+        qp = live[which % len(live)]
+        cid = qp.free_cid()
+        fits = [n for n in qp.controller.namespaces
+                if n.block_size <= min(self.options.in_capsule_data_size,
+                                       self.options.max_io_size)]
+        if cid is None or not fits:
+            return False
+        nsm = fits[0]
+        io = IoCommand("write", nsm.nsid, 0, 0, SglLayout("in_capsule", (nsm.block_size,), (0,)))
+        slba = self._free_lba(nsm, io)
+        if slba is None:
+            return False
+        io = dataclasses.replace(io, slba=slba)
+        if self._submit_io(qp, cid, nsm, io, False):
+            self._await(qp, qp.outstanding[cid], "in-capsule write")
+        return True
 
     def connect_controller(self, spec: ControllerSpec) -> None:
         if not self.subsystems:

@@ -25,7 +25,6 @@ import contextlib
 from collections.abc import Iterator
 
 from hypothesis import strategies as st
-from hypothesis.strategies import SearchStrategy
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -33,6 +32,7 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from hypothesis.strategies import SearchStrategy
 
 from conformance.harness import Harness
 from conformance.profiles import defects_under_test

@@ -83,7 +83,7 @@ class QpairModel:
     port: int
     depth: int
     qid: int
-    controller: "ControllerModel"
+    controller: ControllerModel
     window: int                        # host memory bytes per CID
     base: int                          # offset of this qpair's area in the host region
     outstanding: dict[int, Command] = field(default_factory=dict)

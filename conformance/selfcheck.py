@@ -27,7 +27,7 @@ import sys
 import time
 
 #: A rule call in Hypothesis's printed reproducer (invariants and teardown are not steps).
-STEP_LINE = re.compile(r"^\s*state\.(?!step_invariants\b|teardown\b)\w+\(", re.M)
+STEP_LINE = re.compile(r"^\s*state\.(?!step_invariants\b|teardown\b)\w+\(", re.MULTILINE)
 
 
 def reproducer_steps(notes: str) -> int:
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, dict[str, object]] = {}
     for s in switches:
         r = results[s]
-        print(f"{s:<26} {'yes' if r['caught'] else 'NO':<7} {str(r['property']):<10} "
+        print(f"{s:<26} {'yes' if r['caught'] else 'NO':<7} {r['property']!s:<10} "
               f"{r['seconds']:>9} {r['total_seconds']:>9} {r['reproducer_steps']:>5}")
         summary[s] = {"caught": bool(r["caught"]), "property": str(r["property"]),
                       "seconds": float(r["seconds"]),  # type: ignore[arg-type]

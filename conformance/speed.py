@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'run':>3} {'machine':<18} {'pass':<5} {'s':>7} {'steps':>7} {'events':>9} "
           f"{'steps/s':>8} {'events/s':>10} {'changes/s':>10} digest")
     for r in rows:
-        print(f"{r['run']:>3} {r['machine']:<18} {str(r['passed']):<5} {r['seconds']:>7} "
+        print(f"{r['run']:>3} {r['machine']:<18} {r['passed']!s:<5} {r['seconds']:>7} "
               f"{r['steps']:>7} {r['micro_events']:>9} {r['steps_per_s']:>8} "
               f"{r['micro_events_per_s']:>10} {r['state_changes_per_s']:>10} {r['digest']}")
     deterministic = all(

@@ -60,7 +60,7 @@ class Defect(enum.IntFlag):
     WRONG_EXPECTED_CAPACITY = lib.NRT_DEFECT_WRONG_EXPECTED_CAPACITY
 
     @classmethod
-    def by_name(cls, name: str) -> "Defect":
+    def by_name(cls, name: str) -> Defect:
         """``"leak_remaining_wrs"`` -> ``Defect.LEAK_REMAINING_WRS``; clear error otherwise."""
         try:
             return cls[name.upper()]

@@ -92,7 +92,7 @@ class Options:
     defects: int = 0
 
     @classmethod
-    def from_any(cls, value: Any = None, **overrides: Any) -> "Options":
+    def from_any(cls, value: Any = None, **overrides: Any) -> Options:
         """Options from ``None``, an ``Options``, a mapping, or any object with the fields
         (for example a strategies dataclass), then ``overrides``."""
         if value is None:
@@ -206,7 +206,7 @@ class Capsule:
     descriptors: tuple[SglDesc, ...] = ()
 
     @classmethod
-    def with_data(cls, opcode: int, cid: int, descs: Sequence[SglDesc], **kw: Any) -> "Capsule":
+    def with_data(cls, opcode: int, cid: int, descs: Sequence[SglDesc], **kw: Any) -> Capsule:
         """One descriptor goes in SGL1; several go in a last-segment list."""
         if len(descs) == 1:
             return cls(opcode, cid, sgl=descs[0], **kw)
@@ -533,7 +533,7 @@ class Transport:
     def _target(self) -> Any:
         return lib.nrt_rig_transport(self._handle())
 
-    def __enter__(self) -> "Transport":
+    def __enter__(self) -> Transport:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final, Self, TypeVar
 
 _T = TypeVar("_T")
 
@@ -240,7 +240,7 @@ def _size(cls_name: str, data: Any, size: int, *, exact: bool = True) -> bytes:
 
 
 class _Replace:
-    def replace(self: _T, **changes: Any) -> _T:
+    def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed, unchecked (the path to malformed values; only
         ``encode()``'s width check applies).  Unknown names raise ``TypeError``."""
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]

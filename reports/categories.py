@@ -30,6 +30,7 @@ FAMILY_TITLES: dict[str, str] = {
     "ERR": "Malformed command mishandled",
     "SHUT": "Shutdown did not release",
     "CONN": "Connection setup mishandled",
+    "STATS": "Stats disagree with what was seen",
 }
 
 CRASH_CATEGORY = "Target crash or harness error"

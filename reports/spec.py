@@ -97,6 +97,12 @@ CATALOGUE: tuple[Property, ...] = (
         "depth, invalid private data (length, RECFMT, QID, HRQSIZE, HSQSIZE, IRD) is rejected "
         "with the transport binding's status, and the Connect data (SUBNQN, CNTLID) is honoured.",
     ),
+    Property(
+        "STATS-1",
+        "STATS",
+        "The per-poll-group stats a target reports (polls, idle polls, completions, pending data "
+        "buffer, qpairs) agree with what the fabric and the host saw.",
+    ),
 )
 
 BY_ID: Mapping[str, Property] = MappingProxyType({p.id: p for p in CATALOGUE})

@@ -104,10 +104,24 @@ Capsule = W.Capsule
 Sqe = W.Sqe
 SglDescriptor = W.SglDescriptor
 
-__all__ = ["SGL_KINDS", "WIRE_KINDS", "CM_KINDS", "MalformedCapsule", "Region", "WireKind",
-           "WireLimits", "any_sgl_descriptors", "cm_private_data", "codec",
-           "connect_capsules", "feasible_wire_kinds", "io_capsules", "malformed_capsules",
-           "sgl_descriptors", "sqes"]
+__all__ = [
+    "CM_KINDS",
+    "SGL_KINDS",
+    "WIRE_KINDS",
+    "MalformedCapsule",
+    "Region",
+    "WireKind",
+    "WireLimits",
+    "any_sgl_descriptors",
+    "cm_private_data",
+    "codec",
+    "connect_capsules",
+    "feasible_wire_kinds",
+    "io_capsules",
+    "malformed_capsules",
+    "sgl_descriptors",
+    "sqes",
+]
 
 U16, U32, U64 = 0xFFFF, 0xFFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF
 
@@ -696,7 +710,7 @@ def _list_rw(draw: DrawFn, lim: WireLimits, n: int | None = None,
 
 
 @st.composite
-def _build_malformed(draw: DrawFn, kind: str, lim: WireLimits) -> MalformedCapsule:  # noqa: C901
+def _build_malformed(draw: DrawFn, kind: str, lim: WireLimits) -> MalformedCapsule:
     icd = lim.in_capsule_data_size
     if kind in ("sgl_type_reserved", "sgl_segment", "sgl_bit_bucket", "keyed_bad_subtype",
                 "data_block_bad_subtype", "keyed_length_too_large", "sgl_length_mismatch",

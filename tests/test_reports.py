@@ -30,17 +30,18 @@ ALL_IDS = [
     "ERR-1",
     "SHUT-1",
     "CONN-1",
+    "STATS-1",
 ]
 
 
 # --- spec catalogue ---------------------------------------------------------------------------
 
 
-def test_catalogue_holds_exactly_the_thirteen_properties() -> None:
+def test_catalogue_holds_exactly_the_fourteen_properties() -> None:
     assert [p.id for p in spec.CATALOGUE] == ALL_IDS
     assert all(p.statement.strip() and "\n" not in p.statement for p in spec.CATALOGUE)
     assert spec.FAMILIES == ("POOL", "LIVE", "CQE", "DATA", "SM", "DEPTH", "CFG", "ERR", "SHUT",
-                             "CONN")
+                             "CONN", "STATS")
 
 
 @pytest.mark.parametrize("spec_id", ALL_IDS)

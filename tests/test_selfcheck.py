@@ -12,7 +12,7 @@ import pytest
 from impl import DEFECT_NAMES
 
 GENERIC_PROPERTIES = {"POOL-1", "POOL-2", "POOL-3", "LIVE-1", "LIVE-2", "CQE-1", "DATA-1",
-                      "SM-1", "DEPTH-1", "CFG-1", "SHUT-1", "ERR-1"}
+                      "SM-1", "DEPTH-1", "CFG-1", "SHUT-1", "ERR-1", "CONN-1", "STATS-1"}
 
 
 @pytest.fixture(scope="module")

@@ -425,7 +425,7 @@ _ADMIN = {W.OPC_IDENTIFY, W.OPC_ABORT, W.OPC_SET_FEATURES, W.OPC_GET_FEATURES,
           W.OPC_KEEP_ALIVE}
 
 
-def _ref_sgl(cap, lim):  # noqa: C901 - one branch per rule, in spec order
+def _ref_sgl(cap, lim):
     """(status, total length) of the data SGL, by NVMe base 4.4 / NVMe-oF RDMA rules."""
     s, data = cap.sqe.sgl1, cap.data
     if s.type == W.SGL_TYPE_KEYED_DATA:
@@ -465,7 +465,7 @@ def _ref_sgl(cap, lim):  # noqa: C901 - one branch per rule, in spec order
     return 0, total
 
 
-def _ref_status(cap, lim, queue):  # noqa: C901
+def _ref_status(cap, lim, queue):
     sqe = cap.sqe
     connect = sqe.is_fabrics and sqe.fctype == W.FCTYPE_CONNECT
     if queue.endswith("unconnected"):

@@ -28,7 +28,7 @@ TEST_C = HERE / "ctrlr_test.c"
 
 CC = os.environ.get("CC", "gcc")
 STRICT = ["-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing", "-fPIC"]
-CASES = re.findall(r"^\s*CASE\((\w+)\),\s*$", TEST_C.read_text(encoding="utf-8"), re.M)
+CASES = re.findall(r"^\s*CASE\((\w+)\),\s*$", TEST_C.read_text(encoding="utf-8"), re.MULTILINE)
 
 pytestmark = pytest.mark.skipif(shutil.which(CC) is None, reason=f"no C compiler ({CC})")
 

@@ -30,7 +30,7 @@ BUILDS = {
 }
 VARIANTS = ["plain"] + (["asan"] if os.environ.get("SIMVERBS_SANITIZE") == "1" else [])
 
-TEST_NAMES = re.findall(r'^\s*\{"(\w+)", t_\w+\},$', (HERE / "sv_test.c").read_text(), re.M)
+TEST_NAMES = re.findall(r'^\s*\{"(\w+)", t_\w+\},$', (HERE / "sv_test.c").read_text(), re.MULTILINE)
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed")
 
@@ -112,10 +112,10 @@ def test_pingpong_on_simverbs(build_dir):
 
 
 def test_pingpong_uses_only_verbs_and_cm():
-    includes = re.findall(r"^#include\s+[<\"]([^>\"]+)[>\"]", EXAMPLE.read_text(), re.M)
+    includes = re.findall(r"^#include\s+[<\"]([^>\"]+)[>\"]", EXAMPLE.read_text(), re.MULTILINE)
     assert "infiniband/verbs.h" in includes and "rdma/rdma_cma.h" in includes
     assert not any("simverbs" in i or "sv_" in i for i in includes), includes
-    assert "sv_" not in re.sub(r"/\*.*?\*/", "", EXAMPLE.read_text(), flags=re.S)
+    assert "sv_" not in re.sub(r"/\*.*?\*/", "", EXAMPLE.read_text(), flags=re.DOTALL)
 
 
 def _have_real_rdma() -> bool:
