@@ -341,29 +341,38 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
     if (max < 0 || (max && !out))
         return -EINVAL;
     struct sv_cq *cq = h->cq;
+    struct ibv_wc wc[16];
     int n = 0;
     while (n < max) {
-        struct ibv_wc wc;
-        if (cq->ctx->ctx.ops.poll_cq(&cq->cq, 1, &wc) != 1)
+        int want = max - n < 16 ? max - n : 16;
+        int got = cq->ctx->ctx.ops.poll_cq(&cq->cq, want, wc);
+        if (got <= 0)
             break;
-        struct sv_host_completion *c = &out[n++];
-        memset(c, 0, sizeof *c);
-        c->status = wc.status;
-        c->byte_len = wc.byte_len;
-        if (wc.opcode & IBV_WC_RECV) {
-            c->opcode = IBV_WC_RECV;
-            uint32_t i = (uint32_t)wc.wr_id;
-            if (wc.status == IBV_WC_SUCCESS && wc.opcode == IBV_WC_RECV) {
-                uint32_t k = wc.byte_len < sizeof c->data ? wc.byte_len : (uint32_t)sizeof c->data;
-                memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
+        for (int j = 0; j < got; j++) {
+            struct sv_host_completion *c = &out[n++];
+            c->wr_id = 0;
+            c->status = wc[j].status;
+            c->byte_len = wc[j].byte_len;
+            if (wc[j].opcode & IBV_WC_RECV) {
+                c->opcode = IBV_WC_RECV;
+                uint32_t i = (uint32_t)wc[j].wr_id;
+                uint32_t k = 0;
+                if (wc[j].status == IBV_WC_SUCCESS && wc[j].opcode == IBV_WC_RECV) {
+                    k = wc[j].byte_len < sizeof c->data ? wc[j].byte_len : (uint32_t)sizeof c->data;
+                    memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
+                }
+                memset(c->data + k, 0, sizeof c->data - k);
+                if (h->qp->qp.state != IBV_QPS_ERR && h->qp->qp.state != IBV_QPS_RESET)
+                    host_post_recv(h, i);
+            } else {
+                c->opcode = IBV_WC_SEND;
+                c->wr_id = wc[j].wr_id;
+                memset(c->data, 0, sizeof c->data);
+                h->sends_held--;
             }
-            if (h->qp->qp.state != IBV_QPS_ERR && h->qp->qp.state != IBV_QPS_RESET)
-                host_post_recv(h, i);
-        } else {
-            c->opcode = IBV_WC_SEND;
-            c->wr_id = wc.wr_id;
-            h->sends_held--;
         }
+        if (got < want)
+            break;
     }
     return n;
 }
