@@ -204,10 +204,11 @@ static bool nul_terminated(const char *s, size_t max)
     return memchr(s, '\0', max) != NULL;
 }
 
-/* Copies between the command's iovec list and a flat buffer, at most cmd->length bytes. */
-static uint64_t iov_to_buf(const struct nvmf_emu_cmd *cmd, uint64_t off, void *buf, uint64_t len)
+/* Copies between the command's iovec list (from byte off) and a flat buffer, at most
+ * cmd->length bytes in all: into the iovecs when to_iov, out of them otherwise. */
+static uint64_t iov_copy(const struct nvmf_emu_cmd *cmd, uint64_t off, uint8_t *buf,
+                         uint64_t len, bool to_iov)
 {
-    uint8_t *dst = buf;
     uint64_t done = 0, pos = 0, limit = cmd->length;
     if (off >= limit)
         return 0;
@@ -220,7 +221,11 @@ static uint64_t iov_to_buf(const struct nvmf_emu_cmd *cmd, uint64_t off, void *b
             uint64_t n = l - skip;
             if (n > len - done)
                 n = len - done;
-            memcpy(dst + done, (const uint8_t *)cmd->iov[i].iov_base + skip, n);
+            uint8_t *iov = (uint8_t *)cmd->iov[i].iov_base + skip;
+            if (to_iov)
+                memcpy(iov, buf + done, n);
+            else
+                memcpy(buf + done, iov, n);
             done += n;
             off += n;
         }
@@ -229,28 +234,14 @@ static uint64_t iov_to_buf(const struct nvmf_emu_cmd *cmd, uint64_t off, void *b
     return done;
 }
 
+static uint64_t iov_to_buf(const struct nvmf_emu_cmd *cmd, uint64_t off, void *buf, uint64_t len)
+{
+    return iov_copy(cmd, off, buf, len, false);
+}
+
 static uint64_t buf_to_iov(struct nvmf_emu_cmd *cmd, uint64_t off, const void *buf, uint64_t len)
 {
-    const uint8_t *src = buf;
-    uint64_t done = 0, pos = 0, limit = cmd->length;
-    if (off >= limit)
-        return 0;
-    if (len > limit - off)
-        len = limit - off;
-    for (uint32_t i = 0; i < cmd->iovcnt && done < len; i++) {
-        uint64_t l = cmd->iov[i].iov_len;
-        if (off < pos + l) {
-            uint64_t skip = off > pos ? off - pos : 0;
-            uint64_t n = l - skip;
-            if (n > len - done)
-                n = len - done;
-            memcpy((uint8_t *)cmd->iov[i].iov_base + skip, src + done, n);
-            done += n;
-            off += n;
-        }
-        pos += l;
-    }
-    return done;
+    return iov_copy(cmd, off, (uint8_t *)(uintptr_t)buf, len, true);
 }
 
 /* Completion helpers.  DNR (NVMe Base 2.0, 4.6.1.1): set when the same command would fail

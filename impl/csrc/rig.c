@@ -585,34 +585,31 @@ uint64_t nrt_rig_target_completions(struct nrt_rig *r)
 CONN_FAULT(host_disconnect, sv_host_disconnect(r->f, c->hconn))
 CONN_FAULT(qpair_error, sv_qp_to_error(r->f, c->target_qpn))
 
-int nrt_rig_fail_posts(struct nrt_rig *r, int conn, uint32_t count)
+/* Faults that arm a count on the target QP: the next count posts, RDMA ops or SENDs. */
+static int count_fault(struct nrt_rig *r, int conn, uint32_t count, const char *what,
+                       int (*arm)(struct sv_fabric *, uint32_t, uint32_t))
 {
     int rc;
     struct conn *c = conn_live(r, conn, &rc);
     if (!c)
         return rc;
-    return sv_qp_fail_posts(r->f, c->target_qpn, count) < 0
-               ? rig_fail(r, NRT_ESTATE, "fail_posts: %s", sv_error(r->f)) : 0;
+    return arm(r->f, c->target_qpn, count) < 0
+               ? rig_fail(r, NRT_ESTATE, "%s: %s", what, sv_error(r->f)) : 0;
+}
+
+int nrt_rig_fail_posts(struct nrt_rig *r, int conn, uint32_t count)
+{
+    return count_fault(r, conn, count, "fail_posts", sv_qp_fail_posts);
 }
 
 int nrt_rig_remote_access_error(struct nrt_rig *r, int conn, uint32_t count)
 {
-    int rc;
-    struct conn *c = conn_live(r, conn, &rc);
-    if (!c)
-        return rc;
-    return sv_qp_remote_access_error(r->f, c->target_qpn, count) < 0
-               ? rig_fail(r, NRT_ESTATE, "remote_access_error: %s", sv_error(r->f)) : 0;
+    return count_fault(r, conn, count, "remote_access_error", sv_qp_remote_access_error);
 }
 
 int nrt_rig_rnr(struct nrt_rig *r, int conn, uint32_t count)
 {
-    int rc;
-    struct conn *c = conn_live(r, conn, &rc);
-    if (!c)
-        return rc;
-    return sv_qp_rnr(r->f, c->target_qpn, count) < 0
-               ? rig_fail(r, NRT_ESTATE, "rnr: %s", sv_error(r->f)) : 0;
+    return count_fault(r, conn, count, "rnr", sv_qp_rnr);
 }
 
 int nrt_rig_qpair_disconnect(struct nrt_rig *r, int conn)
