@@ -500,10 +500,14 @@ class Transport:
     HANDLE_SLOTS = 1 << 24   # connection handles are small: micro-event args take them as is
     CONNECT_SCRATCH = 64     # connect data slots, when it cannot ride in-capsule
 
-    def __init__(self, opts: Any = None, **overrides: Any):
+    def __init__(self, opts: Any = None, *, backend: Any = None, **overrides: Any):
+        from impl import backends
+
+        self.backend = backend if backend is not None else backends.default()
+        self._lib = self.backend.lib
         self.options = Options.from_any(opts, **overrides)
         err = ffi.new("char[]", _ERRLEN)
-        handle = lib.nrt_rig_create(self.options._to_c(), err, _ERRLEN)
+        handle = self._lib.nrt_rig_create(self.options._to_c(), err, _ERRLEN)
         if handle == ffi.NULL:
             raise OptionsRefused(lib.NRT_EINVAL, ffi.string(err).decode())
         self._t = handle
@@ -526,12 +530,12 @@ class Transport:
 
     def _check(self, rc: int) -> int:
         if rc < 0:
-            raise TargetError(rc, ffi.string(lib.nrt_rig_error(self._t)).decode())
+            raise TargetError(rc, ffi.string(self._lib.nrt_rig_error(self._t)).decode())
         return rc
 
     @property
     def _target(self) -> Any:
-        return lib.nrt_rig_transport(self._handle())
+        return self._lib.nrt_rig_transport(self._handle())
 
     def __enter__(self) -> Transport:
         return self
@@ -542,8 +546,8 @@ class Transport:
 
     def __del__(self) -> None:
         # at interpreter exit the module globals may already be gone: nothing to free then
-        if getattr(self, "_t", None) is not None and lib is not None:
-            lib.nrt_rig_destroy(self._t, ffi.NULL)
+        if getattr(self, "_t", None) is not None and getattr(self, "_lib", None) is not None:
+            self._lib.nrt_rig_destroy(self._t, ffi.NULL)
             self._t = None
 
     @property
@@ -554,13 +558,13 @@ class Transport:
     def effective_options(self) -> Options:
         """What the target actually runs with (``max_send_depth`` resolved)."""
         c = ffi.new("struct nrt_opts *")
-        lib.nrt_transport_get_opts(self._target, c)
+        self._lib.nrt_transport_get_opts(self._target, c)
         return Options(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Options)})
 
     def destroy(self) -> DestroyReport:
         """Abrupt destroy with IO in any state; returns the target's own pool report."""
         rep = ffi.new("struct nrt_destroy_report *")
-        lib.nrt_rig_destroy(self._handle(), rep)
+        self._lib.nrt_rig_destroy(self._handle(), rep)
         self._t = None
         self.report = _struct(DestroyReport, rep)
         return self.report
@@ -568,51 +572,51 @@ class Transport:
     # -- topology -------------------------------------------------------------------
     def add_port(self) -> int:
         """A simverbs device with the target listening on it."""
-        return self._check(lib.nrt_rig_port_add(self._handle()))
+        return self._check(self._lib.nrt_rig_port_add(self._handle()))
 
     def port_down(self, port: int) -> None:
-        self._check(lib.nrt_rig_port_down(self._handle(), port))
+        self._check(self._lib.nrt_rig_port_down(self._handle(), port))
 
     def port_up(self, port: int) -> None:
-        self._check(lib.nrt_rig_port_up(self._handle(), port))
+        self._check(self._lib.nrt_rig_port_up(self._handle(), port))
 
     def remove_device(self, port: int) -> None:
-        self._check(lib.nrt_rig_device_remove(self._handle(), port))
+        self._check(self._lib.nrt_rig_device_remove(self._handle(), port))
 
     def _target_check(self, rc: int) -> int:
         if rc < 0:
-            raise TargetError(rc, ffi.string(lib.nrt_transport_error(self._target)).decode())
+            raise TargetError(rc, ffi.string(self._lib.nrt_transport_error(self._target)).decode())
         return rc
 
     def add_subsystem(self) -> int:
         """A subsystem named ``SUBSYSTEM_NQN.format(index)``; returns its index."""
         nqn = SUBSYSTEM_NQN.format(self._subsystems).encode()
-        index = self._target_check(lib.nrt_subsystem_add(self._target, nqn))
+        index = self._target_check(self._lib.nrt_subsystem_add(self._target, nqn))
         self._subsystems += 1
         return index
 
     def add_namespace(self, subsystem: int, block_size: int, num_blocks: int) -> int:
-        return self._target_check(lib.nrt_namespace_add(self._target, subsystem, block_size,
+        return self._target_check(self._lib.nrt_namespace_add(self._target, subsystem, block_size,
                                                         num_blocks))
 
     def set_namespace_ready(self, subsystem: int, nsid: int, ready: bool) -> None:
-        self._target_check(lib.nrt_namespace_set_ready(self._target, subsystem, nsid,
+        self._target_check(self._lib.nrt_namespace_set_ready(self._target, subsystem, nsid,
                                                        int(ready)))
 
     def read_namespace(self, subsystem: int, nsid: int, offset: int, length: int) -> bytes:
         buf = ffi.new("uint8_t[]", length)
-        self._target_check(lib.nrt_namespace_read(self._target, subsystem, nsid, offset, buf,
+        self._target_check(self._lib.nrt_namespace_read(self._target, subsystem, nsid, offset, buf,
                                                   length))
         return bytes(ffi.buffer(buf, length))
 
     def register_memory(self, size: int) -> int:
         """Host memory the target may RDMA READ and WRITE; returns its key (the rkey)."""
-        key = self._check(lib.nrt_rig_mr_register(self._handle(), size))
-        self._iova[key] = int(lib.nrt_rig_mr_iova(self._handle(), key))
+        key = self._check(self._lib.nrt_rig_mr_register(self._handle(), size))
+        self._iova[key] = int(self._lib.nrt_rig_mr_iova(self._handle(), key))
         return key
 
     def deregister_memory(self, key: int) -> None:
-        self._check(lib.nrt_rig_mr_deregister(self._handle(), key))
+        self._check(self._lib.nrt_rig_mr_deregister(self._handle(), key))
         self._iova.pop(key, None)
 
     def memory_iova(self, key: int) -> int:
@@ -627,11 +631,11 @@ class Transport:
         return key
 
     def write_memory(self, key: int, offset: int, data: bytes) -> None:
-        self._check(lib.nrt_rig_mr_write(self._handle(), key, offset, data, len(data)))
+        self._check(self._lib.nrt_rig_mr_write(self._handle(), key, offset, data, len(data)))
 
     def read_memory(self, key: int, offset: int, length: int) -> bytes:
         buf = ffi.new("uint8_t[]", length)
-        self._check(lib.nrt_rig_mr_read(self._handle(), key, offset, buf, length))
+        self._check(self._lib.nrt_rig_mr_read(self._handle(), key, offset, buf, length))
         return bytes(ffi.buffer(buf, length))
 
     # -- connections ------------------------------------------------------------------
@@ -645,7 +649,7 @@ class Transport:
         if not 0 <= port < 1 << 32 or not 0 <= group < 1 << 32:
             raise TargetError(lib.NRT_ENOENT, f"no port {port} or poll group {group}")
         p = ffi.new("struct nrt_connect_params *")
-        lib.nrt_connect_params_default(p, port, group, qid, hrqsize or 2)
+        self._lib.nrt_connect_params_default(p, port, group, qid, hrqsize or 2)
         if hsqsize is not None:
             p.hsqsize = hsqsize
         p.recfmt = recfmt
@@ -660,11 +664,11 @@ class Transport:
             p.private_data_len = len(data)
         if private_data_len is not None:
             p.private_data_len = private_data_len
-        return self._check(lib.nrt_rig_connect(self._handle(), p))
+        return self._check(self._lib.nrt_rig_connect(self._handle(), p))
 
     def conn_info(self, conn: int) -> ConnInfo:
         c = ffi.new("struct nrt_conn_info *")
-        self._check(lib.nrt_rig_conn_info(self._handle(), conn, c))
+        self._check(self._lib.nrt_rig_conn_info(self._handle(), conn, c))
         return _struct(ConnInfo, c)
 
     def create_qpair(self, port: int, group: int, depth: int, qid: int = 0) -> int:
@@ -683,31 +687,31 @@ class Transport:
         return conn
 
     def disconnect_qpair(self, qpair: int) -> None:
-        self._check(lib.nrt_rig_qpair_disconnect(self._handle(), qpair))
+        self._check(self._lib.nrt_rig_qpair_disconnect(self._handle(), qpair))
 
     def host_disconnect(self, qpair: int) -> None:
-        self._check(lib.nrt_rig_host_disconnect(self._handle(), qpair))
+        self._check(self._lib.nrt_rig_host_disconnect(self._handle(), qpair))
 
     def inject_qpair_error(self, qpair: int) -> None:
-        self._check(lib.nrt_rig_qpair_error(self._handle(), qpair))
+        self._check(self._lib.nrt_rig_qpair_error(self._handle(), qpair))
 
     def fail_posts(self, qpair: int, count: int) -> None:
-        self._check(lib.nrt_rig_fail_posts(self._handle(), qpair, count))
+        self._check(self._lib.nrt_rig_fail_posts(self._handle(), qpair, count))
 
     def remote_access_error(self, qpair: int, count: int = 1) -> None:
-        self._check(lib.nrt_rig_remote_access_error(self._handle(), qpair, count))
+        self._check(self._lib.nrt_rig_remote_access_error(self._handle(), qpair, count))
 
     def rnr(self, qpair: int, count: int = 1) -> None:
-        self._check(lib.nrt_rig_rnr(self._handle(), qpair, count))
+        self._check(self._lib.nrt_rig_rnr(self._handle(), qpair, count))
 
     def qpairs(self) -> list[int]:
         """Connections whose target qpair still exists."""
-        n = lib.nrt_rig_conns(self._handle(), self._qp_buf, self.options.max_qpairs + 64)
+        n = self._lib.nrt_rig_conns(self._handle(), self._qp_buf, self.options.max_qpairs + 64)
         return [self._qp_buf[i] for i in range(min(n, self.options.max_qpairs + 64))]
 
     def qpair_info(self, qpair: int) -> QpairInfo | None:
         """``None`` once the target has destroyed the connection's qpair."""
-        if lib.nrt_rig_qpair_info(self._handle(), qpair, self._info) < 0:
+        if self._lib.nrt_rig_qpair_info(self._handle(), qpair, self._info) < 0:
             return None
         return _struct(QpairInfo, self._info)
 
@@ -716,7 +720,7 @@ class Transport:
         if self._reqs is None:
             self._reqs = ffi.new("struct nrt_request_info[]", cap)
         buf = self._reqs
-        n = lib.nrt_rig_requests(self._handle(), qpair, buf, cap)
+        n = self._lib.nrt_rig_requests(self._handle(), qpair, buf, cap)
         if n < 0:
             return []
         return [_struct(RequestInfo, buf[i]) for i in range(min(n, cap))]
@@ -743,12 +747,12 @@ class Transport:
 
     def submit_bytes(self, qpair: int, data: bytes) -> None:
         """Send ``data`` (a capsule's bytes, well formed or not) as one host SEND."""
-        self._check(lib.nrt_rig_submit(self._handle(), qpair, data, len(data)))
+        self._check(self._lib.nrt_rig_submit(self._handle(), qpair, data, len(data)))
 
     def reap(self, qpair: int) -> list[Response]:
         out: list[Response] = []
         while True:
-            n = lib.nrt_rig_reap(self._handle(), qpair, self._resp, 256)
+            n = self._lib.nrt_rig_reap(self._handle(), qpair, self._resp, 256)
             if n <= 0:
                 return out
             out.extend(Response(r.cid, r.status, r.sqhd, r.result, bool(r.unexpected), r.sqid,
@@ -758,33 +762,33 @@ class Transport:
     # -- progress --------------------------------------------------------------------
     def deliver_h2t(self, qpair: int) -> bool:
         """Execute the host QP's next posted SEND (a capsule lands in a target receive)."""
-        return lib.nrt_rig_deliver_h2t(self._handle(), qpair) > 0
+        return self._lib.nrt_rig_deliver_h2t(self._handle(), qpair) > 0
 
     def deliver_t2h(self, qpair: int) -> bool:
         """Execute the target QP's next posted work request (READ, WRITE or SEND)."""
-        return lib.nrt_rig_deliver_t2h(self._handle(), qpair) > 0
+        return self._lib.nrt_rig_deliver_t2h(self._handle(), qpair) > 0
 
     def poll(self, group: int) -> int:
-        return self._check(lib.nrt_rig_poll(self._handle(), group))
+        return self._check(self._lib.nrt_rig_poll(self._handle(), group))
 
     def accept(self) -> int:
         """The target processes its CM and async events."""
-        return int(lib.nrt_accept_poll(self._target))
+        return int(self._lib.nrt_accept_poll(self._target))
 
     def bdev_pending(self) -> int:
-        return int(lib.nrt_bdev_pending(self._target))
+        return int(self._lib.nrt_bdev_pending(self._target))
 
     def bdev_complete(self, index: int = 0, status: int = 0) -> bool:
-        return lib.nrt_bdev_complete(self._target, index, status) > 0
+        return self._lib.nrt_bdev_complete(self._target, index, status) > 0
 
     def set_bdev_auto(self, on: bool) -> None:
-        lib.nrt_bdev_set_auto(self._target, int(on))
+        self._lib.nrt_bdev_set_auto(self._target, int(on))
 
     def bdev_inject_error(self, count: int, status: int) -> None:
-        self._target_check(lib.nrt_bdev_inject_error(self._target, count, status))
+        self._target_check(self._lib.nrt_bdev_inject_error(self._target, count, status))
 
     def advance_time(self, ticks: int) -> None:
-        lib.nrt_advance_time(self._target, ticks)
+        self._lib.nrt_advance_time(self._target, ticks)
 
     def run(self, events: Iterable[int]) -> int:
         """Execute encoded micro-events (see :func:`event` and :meth:`qpair_event`) in C;
@@ -793,7 +797,7 @@ class Transport:
         if not evs:
             return 0
         arr = ffi.new("uint32_t[]", evs)
-        return self._check(int(lib.nrt_rig_run(self._handle(), arr, len(evs))))
+        return self._check(int(self._lib.nrt_rig_run(self._handle(), arr, len(evs))))
 
     def qpair_event(self, kind: Event, qpair: int) -> int:
         """Encode a delivery micro-event for a connection handle."""
@@ -803,57 +807,57 @@ class Transport:
         """Liveness mode: deliver everything, complete every IO, poll every group, in rounds,
         until nothing is left (quiescent) or a round changes nothing (stalled)."""
         out = ffi.new("struct nrt_drain_result *")
-        lib.nrt_rig_drain(self._handle(), max_rounds, out)
+        self._lib.nrt_rig_drain(self._handle(), max_rounds, out)
         return DrainResult(out.rounds, bool(out.quiescent), bool(out.stalled), out.progress)
 
     @property
     def progress(self) -> int:
-        return int(lib.nrt_rig_progress(self._handle()))
+        return int(self._lib.nrt_rig_progress(self._handle()))
 
     # -- introspection ---------------------------------------------------------------
     def wr_pool(self) -> PoolCounts:
-        lib.nrt_wr_pool_counts(self._target, self._pool)
+        self._lib.nrt_wr_pool_counts(self._target, self._pool)
         return _struct(PoolCounts, self._pool)
 
     def buf_pool(self) -> PoolCounts:
-        lib.nrt_buf_pool_counts(self._target, self._pool)
+        self._lib.nrt_buf_pool_counts(self._target, self._pool)
         return _struct(PoolCounts, self._pool)
 
     def group_stats(self, group: int) -> GroupStats:
         c = ffi.new("struct nrt_group_stats *")
-        self._target_check(lib.nrt_group_stats(self._target, group, c))
+        self._target_check(self._lib.nrt_group_stats(self._target, group, c))
         return _struct(GroupStats, c)
 
     def group_view(self, group: int) -> GroupView:
         """What the rig asked of ``group`` and what the polls returned (STATS-1)."""
         c = ffi.new("struct nrt_group_view *")
-        self._check(lib.nrt_rig_group_view(self._handle(), group, c))
+        self._check(self._lib.nrt_rig_group_view(self._handle(), group, c))
         return GroupView(c.polls, c.idle_polls, c.reaped)
 
     def target_completions(self) -> int:
         """Work completions the fabric generated for the target's QPs."""
-        return int(lib.nrt_rig_target_completions(self._handle()))
+        return int(self._lib.nrt_rig_target_completions(self._handle()))
 
     def fabric_stats(self) -> FabricStats:
         c = ffi.new("struct nrt_fabric_stats *")
-        self._check(lib.nrt_rig_fabric_stats(self._handle(), c))
+        self._check(self._lib.nrt_rig_fabric_stats(self._handle(), c))
         return _struct(FabricStats, c)
 
     def transitions(self) -> dict[tuple[int, int], int]:
         """Cumulative request state transitions ``(from, to) -> count``."""
         n = NUM_REQ_STATES * NUM_REQ_STATES
         buf = ffi.new("uint64_t[]", n)
-        self._target_check(lib.nrt_state_transitions(self._target, buf, n))
+        self._target_check(self._lib.nrt_state_transitions(self._target, buf, n))
         return {(i // NUM_REQ_STATES, i % NUM_REQ_STATES): buf[i] for i in range(n) if buf[i]}
 
     def async_events(self) -> list[AsyncEvent]:
         buf = ffi.new("struct nrt_async_event[]", 256)
-        n = lib.nrt_async_events(self._target, buf, 256)
+        n = self._lib.nrt_async_events(self._target, buf, 256)
         return [AsyncEvent(buf[i].type, buf[i].object) for i in range(n)]
 
     # -- C-native workloads -----------------------------------------------------------
     def workload_run(self, qpair: int, w: Workload) -> int:
-        return self._check(int(lib.nrt_rig_workload_run(self._handle(), qpair, w._to_c())))
+        return self._check(int(self._lib.nrt_rig_workload_run(self._handle(), qpair, w._to_c())))
 
     def memcpy_baseline(self, qpair: int, w: Workload) -> int:
-        return self._check(int(lib.nrt_rig_memcpy_baseline(self._handle(), qpair, w._to_c())))
+        return self._check(int(self._lib.nrt_rig_memcpy_baseline(self._handle(), qpair, w._to_c())))

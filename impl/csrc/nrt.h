@@ -114,6 +114,38 @@
 #define NRT_REQ_COMPLETED                12
 #define NRT_REQ_NSTATES                  13
 
+/* ---- the target protocol: what a target declares about itself ----------------------
+ * Every target behind nrt.h (the built-in one, SPDK's rdma.c through its adapter) fills a
+ * description: which introspection it offers (NRT_CAP_*), and its request states by its
+ * own names, with the legal transition graph and the queue each state implies.  The checks
+ * judge only what is declared and the reports say what was not judged. */
+#define NRT_MAX_STATES          32
+#define NRT_STATE_NAME_LEN      48
+#define NRT_CAP_WR_POOL         0x0001  /* nrt_wr_pool_counts: capacity, free, cached, held */
+#define NRT_CAP_BUF_POOL        0x0002  /* nrt_buf_pool_counts likewise for data buffers */
+#define NRT_CAP_REQUESTS        0x0004  /* nrt_qpair_requests + req_states: per-request state */
+#define NRT_CAP_TRANSITIONS     0x0008  /* nrt_state_transitions: every transition counted */
+#define NRT_CAP_QUEUES          0x0010  /* request_info.queue and qpair pending_* counts */
+#define NRT_CAP_DEPTHS          0x0020  /* qpair cur/max read and send depth */
+#define NRT_CAP_RECEIVES        0x0040  /* qpair slots_* and recv_* counts */
+#define NRT_CAP_GROUP_STATS     0x0080  /* nrt_group_stats in the shape of nvmf_get_stats */
+#define NRT_CAP_DESTROY_REPORT  0x0100  /* the destroy report carries the target's own audit */
+#define NRT_CAP_DEFECTS         0x0200  /* nrt_opts.defects switches are honoured */
+#define NRT_CAP_KEEP_ALIVE      0x0400  /* keep-alive expiry (nrt_advance_time) */
+#define NRT_CAP_WR_CAP_EXACT    0x0800  /* pool capacity = the configured size exactly (CFG-1) */
+
+struct nrt_target_desc {
+    char name[32];               /* "builtin", "spdk" */
+    char version[96];            /* what code is under test: a commit, a version */
+    uint32_t caps;               /* NRT_CAP_* */
+    uint32_t num_states;         /* request states, 0 .. num_states - 1 */
+    uint32_t free_state;         /* the state of an unused request slot */
+    uint32_t reserved;
+    char state_names[NRT_MAX_STATES][NRT_STATE_NAME_LEN];
+    uint8_t queue_of_state[NRT_MAX_STATES];   /* NRT_QUEUE_* a request in the state sits on */
+    uint32_t legal[NRT_MAX_STATES];           /* bit j of legal[i]: i -> j is legal */
+};
+
 /* which queue a request is linked on (SM-1: must match its state) */
 #define NRT_QUEUE_NONE          0
 #define NRT_QUEUE_PENDING_BUF   1   /* poll group's pending buffer queue */
@@ -229,7 +261,7 @@ struct nrt_qpair_info {
     uint32_t host_unreaped;     /* rig: responses received, not yet reaped */
     uint64_t max_read_depth_seen;
     uint64_t max_send_depth_seen;
-    uint32_t req_states[NRT_REQ_NSTATES];
+    uint32_t req_states[NRT_MAX_STATES];  /* in the target's own numbering (its description) */
     uint32_t qp_num;            /* the target's verbs QP */
     uint32_t signaled_outstanding;  /* posted signaled WRs whose completion is not reaped */
 };
@@ -381,7 +413,10 @@ int nrt_advance_time(struct nrt_transport *t, uint64_t ticks);
 int nrt_wr_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out);
 int nrt_buf_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out);
 int nrt_group_stats(struct nrt_transport *t, int group, struct nrt_group_stats *out);
-/* Transition counts: out[from * NRT_REQ_NSTATES + to], cumulative. */
+/* The target's description (what it declares; see NRT_CAP_*). */
+int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out);
+/* Transition counts: out[from * num_states + to] (num_states from the description),
+ * cumulative. */
 int nrt_state_transitions(struct nrt_transport *t, uint64_t *out, uint32_t max);
 int nrt_async_events(struct nrt_transport *t, struct nrt_async_event *out, uint32_t max);
 uint64_t nrt_progress_counter(struct nrt_transport *t);

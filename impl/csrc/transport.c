@@ -1020,3 +1020,58 @@ int nrt_async_events(struct nrt_transport *t, struct nrt_async_event *out, uint3
 }
 
 uint64_t nrt_progress_counter(struct nrt_transport *t) { return t->progress; }
+
+/* ---- what this target declares (the target protocol) ----------------------------------- */
+
+/* The legal request-state graph (SM-1).  Abnormal completion may cut in from any state that
+ * is not waiting on a completion; waiting states leave only through their completion. */
+static const uint8_t LEGAL[][2] = {
+    {NRT_REQ_FREE, NRT_REQ_NEW},
+    {NRT_REQ_NEW, NRT_REQ_NEED_BUFFER}, {NRT_REQ_NEW, NRT_REQ_READY_TO_EXECUTE},
+    {NRT_REQ_NEW, NRT_REQ_READY_TO_COMPLETE}, {NRT_REQ_NEW, NRT_REQ_COMPLETED},
+    {NRT_REQ_NEED_BUFFER, NRT_REQ_TRANSFER_TO_CTRLR_PENDING},
+    {NRT_REQ_NEED_BUFFER, NRT_REQ_READY_TO_EXECUTE}, {NRT_REQ_NEED_BUFFER, NRT_REQ_COMPLETED},
+    {NRT_REQ_TRANSFER_TO_CTRLR_PENDING, NRT_REQ_TRANSFERRING_H2C},
+    {NRT_REQ_TRANSFER_TO_CTRLR_PENDING, NRT_REQ_COMPLETED},
+    {NRT_REQ_TRANSFERRING_H2C, NRT_REQ_READY_TO_EXECUTE},
+    {NRT_REQ_TRANSFERRING_H2C, NRT_REQ_COMPLETED},
+    {NRT_REQ_READY_TO_EXECUTE, NRT_REQ_EXECUTING}, {NRT_REQ_READY_TO_EXECUTE, NRT_REQ_COMPLETED},
+    {NRT_REQ_EXECUTING, NRT_REQ_EXECUTED},
+    {NRT_REQ_EXECUTED, NRT_REQ_TRANSFER_TO_HOST_PENDING},
+    {NRT_REQ_EXECUTED, NRT_REQ_READY_TO_COMPLETE}, {NRT_REQ_EXECUTED, NRT_REQ_COMPLETED},
+    {NRT_REQ_TRANSFER_TO_HOST_PENDING, NRT_REQ_TRANSFERRING_C2H},
+    {NRT_REQ_TRANSFER_TO_HOST_PENDING, NRT_REQ_COMPLETED},
+    {NRT_REQ_READY_TO_COMPLETE, NRT_REQ_COMPLETING}, {NRT_REQ_READY_TO_COMPLETE, NRT_REQ_COMPLETED},
+    {NRT_REQ_TRANSFERRING_C2H, NRT_REQ_COMPLETED},
+    {NRT_REQ_COMPLETING, NRT_REQ_COMPLETED},
+    {NRT_REQ_COMPLETED, NRT_REQ_FREE},
+};
+
+static const char *const STATE_NAMES[NRT_REQ_NSTATES] = {
+    "FREE", "NEW", "NEED_BUFFER", "TRANSFER_TO_CTRLR_PENDING", "TRANSFERRING_H2C",
+    "READY_TO_EXECUTE", "EXECUTING", "EXECUTED", "TRANSFER_TO_HOST_PENDING",
+    "READY_TO_COMPLETE", "TRANSFERRING_C2H", "COMPLETING", "COMPLETED",
+};
+
+int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
+{
+    (void)t;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "builtin");
+    snprintf(out->version, sizeof(out->version), "nrt built-in target");
+    out->caps = NRT_CAP_WR_POOL | NRT_CAP_BUF_POOL | NRT_CAP_REQUESTS | NRT_CAP_TRANSITIONS |
+                NRT_CAP_QUEUES | NRT_CAP_DEPTHS | NRT_CAP_RECEIVES | NRT_CAP_GROUP_STATS |
+                NRT_CAP_DESTROY_REPORT | NRT_CAP_DEFECTS | NRT_CAP_KEEP_ALIVE |
+                NRT_CAP_WR_CAP_EXACT;
+    out->num_states = NRT_REQ_NSTATES;
+    out->free_state = NRT_REQ_FREE;
+    for (uint32_t i = 0; i < NRT_REQ_NSTATES; i++)
+        snprintf(out->state_names[i], NRT_STATE_NAME_LEN, "%s", STATE_NAMES[i]);
+    out->queue_of_state[NRT_REQ_NEED_BUFFER] = NRT_QUEUE_PENDING_BUF;
+    out->queue_of_state[NRT_REQ_TRANSFER_TO_CTRLR_PENDING] = NRT_QUEUE_PENDING_READ;
+    out->queue_of_state[NRT_REQ_TRANSFER_TO_HOST_PENDING] = NRT_QUEUE_PENDING_WRITE;
+    out->queue_of_state[NRT_REQ_READY_TO_COMPLETE] = NRT_QUEUE_PENDING_SEND;
+    for (size_t i = 0; i < sizeof(LEGAL) / sizeof(LEGAL[0]); i++)
+        out->legal[LEGAL[i][0]] |= 1u << LEGAL[i][1];
+    return 0;
+}
