@@ -133,6 +133,7 @@
 #define NRT_CAP_DEFECTS         0x0200  /* nrt_opts.defects switches are honoured */
 #define NRT_CAP_KEEP_ALIVE      0x0400  /* keep-alive expiry (nrt_advance_time) */
 #define NRT_CAP_WR_CAP_EXACT    0x0800  /* pool capacity = the configured size exactly (CFG-1) */
+#define NRT_CAP_WR_HELD         0x1000  /* pool counts include held-by-requests and the audit */
 
 struct nrt_target_desc {
     char name[32];               /* "builtin", "spdk" */
@@ -477,5 +478,14 @@ int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workl
 int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_workload *w);
 
 /* CDEF-END */
+
+/* ---- for the rig, not for the harness: what every target behind nrt.h also offers ---- */
+struct nvmf_emu;
+/* The controller emulation (ctrlr.h) the target hands its commands to. */
+struct nvmf_emu *nrt_transport_emu(struct nrt_transport *t);
+/* Memory shaped like the target's data buffers (count x unit bytes), for the benchmark's
+ * memcpy floor. */
+int nrt_transport_buffer_arena(struct nrt_transport *t, uint8_t **arena, uint32_t *count,
+                               uint32_t *unit);
 
 #endif

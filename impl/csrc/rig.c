@@ -9,7 +9,10 @@
  * clock tick.  Faults are simverbs faults; after each one the transport's CM and async
  * event handling runs, as a real target's event poller would.
  */
-#include "nrt_internal.h"
+#include "nrt.h"
+#include "ctrlr.h"
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
 #include "../simverbs/simverbs.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -759,7 +762,9 @@ static int wl_check(struct nrt_rig *r, int conn, const struct nrt_workload *w, s
                         conn);
     uint32_t block = 0;
     uint64_t nblocks = 0;
-    if (nvmf_emu_namespace_info(r->t->emu, 0, w->nsid, &block, &nblocks) < 0)
+    struct nrt_opts o;
+    nrt_transport_get_opts(r->t, &o);
+    if (nvmf_emu_namespace_info(nrt_transport_emu(r->t), 0, w->nsid, &block, &nblocks) < 0)
         return rig_fail(r, NRT_EINVAL, "workload nsid %u not in subsystem 0", w->nsid);
     uint32_t qd = w->queue_depth < c->depth ? w->queue_depth : c->depth;
     if (qd > WL_MAX_QD)
@@ -769,9 +774,9 @@ static int wl_check(struct nrt_rig *r, int conn, const struct nrt_workload *w, s
     uint64_t span = (uint64_t)qd * w->io_bytes;
     if (span > nblocks * block)
         return rig_fail(r, NRT_EINVAL, "namespace smaller than queue_depth x io_bytes");
-    if (w->io_bytes > r->t->o.max_io_size)
+    if (w->io_bytes > o.max_io_size)
         return rig_fail(r, NRT_EINVAL, "workload io_bytes %u exceed max_io_size %u", w->io_bytes,
-                        r->t->o.max_io_size);
+                        o.max_io_size);
     uint64_t iova = sv_host_mr_iova(r->f, w->mkey);
     uint8_t last;
     if (!iova || sv_host_mr_read(r->f, w->mkey, span - 1, &last, 1) < 0)
@@ -911,22 +916,23 @@ int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_wo
     int rc = wl_check(r, conn, w, &g);
     if (rc)
         return rc;
-    struct nrt_transport *t = r->t;
     uint8_t *host = sv_host_mr_data(r->f, w->mkey);
-    uint8_t *media = nvmf_emu_namespace_data(t->emu, 0, w->nsid);
-    if (!host || !media)
-        return rig_fail(r, NRT_EINVAL, "no host region %u or namespace %u", w->mkey, w->nsid);
-    uint32_t ius = t->o.io_unit_size, total = t->o.num_shared_buffers;
+    uint8_t *media = nvmf_emu_namespace_data(nrt_transport_emu(r->t), 0, w->nsid);
+    uint8_t *arena = NULL;
+    uint32_t ius = 0, total = 0;
+    if (!host || !media || nrt_transport_buffer_arena(r->t, &arena, &total, &ius) < 0)
+        return rig_fail(r, NRT_EINVAL, "no host region %u, namespace %u or buffers", w->mkey,
+                        w->nsid);
     uint32_t per_io = (w->io_bytes + ius - 1) / ius;
     for (uint64_t i = 0; i < w->ios; i++) {
         uint32_t slot = (uint32_t)(i % g.qd), first = slot * per_io;
         uint8_t *h = host + (size_t)slot * w->io_bytes, *m = media + (size_t)slot * w->io_bytes;
         if (w->opcode == NRT_OPC_WRITE) {
-            chunked_copy(t->buf_arena, total, first, ius, h, w->io_bytes, true);
-            chunked_copy(t->buf_arena, total, first, ius, m, w->io_bytes, false);
+            chunked_copy(arena, total, first, ius, h, w->io_bytes, true);
+            chunked_copy(arena, total, first, ius, m, w->io_bytes, false);
         } else {
-            chunked_copy(t->buf_arena, total, first, ius, m, w->io_bytes, true);
-            chunked_copy(t->buf_arena, total, first, ius, h, w->io_bytes, false);
+            chunked_copy(arena, total, first, ius, m, w->io_bytes, true);
+            chunked_copy(arena, total, first, ius, h, w->io_bytes, false);
         }
     }
     return (int64_t)w->ios;

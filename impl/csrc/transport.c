@@ -1062,7 +1062,7 @@ int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
     out->caps = NRT_CAP_WR_POOL | NRT_CAP_BUF_POOL | NRT_CAP_REQUESTS | NRT_CAP_TRANSITIONS |
                 NRT_CAP_QUEUES | NRT_CAP_DEPTHS | NRT_CAP_RECEIVES | NRT_CAP_GROUP_STATS |
                 NRT_CAP_DESTROY_REPORT | NRT_CAP_DEFECTS | NRT_CAP_KEEP_ALIVE |
-                NRT_CAP_WR_CAP_EXACT;
+                NRT_CAP_WR_CAP_EXACT | NRT_CAP_WR_HELD;
     out->num_states = NRT_REQ_NSTATES;
     out->free_state = NRT_REQ_FREE;
     for (uint32_t i = 0; i < NRT_REQ_NSTATES; i++)
@@ -1073,5 +1073,16 @@ int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
     out->queue_of_state[NRT_REQ_READY_TO_COMPLETE] = NRT_QUEUE_PENDING_SEND;
     for (size_t i = 0; i < sizeof(LEGAL) / sizeof(LEGAL[0]); i++)
         out->legal[LEGAL[i][0]] |= 1u << LEGAL[i][1];
+    return 0;
+}
+
+struct nvmf_emu *nrt_transport_emu(struct nrt_transport *t) { return t->emu; }
+
+int nrt_transport_buffer_arena(struct nrt_transport *t, uint8_t **arena, uint32_t *count,
+                               uint32_t *unit)
+{
+    *arena = t->buf_arena;
+    *count = t->o.num_shared_buffers;
+    *unit = t->o.io_unit_size;
     return 0;
 }
