@@ -16,15 +16,15 @@ target qpair it is connected to.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from impl import wire
 from impl._nrt import ffi, lib
 from impl.nvme import (
     MAX_SGL_DESC,
-    NUM_REQ_STATES,
     SGL_SUBTYPE_ADDRESS,
     SGL_SUBTYPE_OFFSET,
     SGL_TYPE_DATA_BLOCK,
@@ -471,14 +471,15 @@ class Workload:
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _struct(cls: type, c: Any) -> Any:
-    """A frozen result dataclass from a C struct with the same field names."""
+def _struct(cls: type, c: Any, num_states: int | None = None) -> Any:
+    """A frozen result dataclass from a C struct with the same field names (``num_states``:
+    how many of ``req_states`` the target's description says are its states)."""
     names = _FIELDS.get(cls)
     if names is None:
         names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
     values = [getattr(c, n) for n in names]
     if cls is QpairInfo:
-        values[names.index("req_states")] = tuple(c.req_states)
+        values[names.index("req_states")] = tuple(c.req_states)[:num_states]
     elif cls is DestroyReport:
         values[-1] = ffi.string(values[-1]).decode()
     return cls(*values)
@@ -487,6 +488,73 @@ def _struct(cls: type, c: Any) -> Any:
 def event(kind: int, arg: int) -> int:
     """Encode one micro-event for :meth:`Transport.run`."""
     return (int(kind) << 24) | (arg & 0xFFFFFF)
+
+
+# ---------------------------------------------------------------------------------------
+# The target's description (the target protocol: what a target declares about itself)
+
+#: Capability name ("WR_POOL", ...) -> its NRT_CAP_* bit, from the contract's header.
+CAPABILITIES: Mapping[str, int] = MappingProxyType({
+    name[len("NRT_CAP_"):]: getattr(lib, name) for name in sorted(dir(lib))
+    if name.startswith("NRT_CAP_") and isinstance(getattr(lib, name), int)})
+
+
+@dataclass(frozen=True)
+class TargetDescription:
+    """What a target declares (``struct nrt_target_desc``): its name and version, the
+    introspection it offers (``caps``, names of :data:`CAPABILITIES`), and its request
+    states by its own numbering and names, with the legal transition graph (``legal``:
+    ``(from, to)`` pairs) and the ``NRT_QUEUE_*`` queue a request in each state sits on
+    (``queue_of_state``: every state, 0 for none).  Checks judge a target against this, not
+    against any one target's private numbering."""
+
+    name: str
+    version: str
+    caps: frozenset[str]
+    num_states: int
+    free_state: int
+    state_names: tuple[str, ...]
+    queue_of_state: Mapping[int, int]
+    legal: frozenset[tuple[int, int]]
+
+    def has(self, *caps: str) -> bool:
+        """True if the target declares every one of ``caps``."""
+        unknown = set(caps) - set(CAPABILITIES)
+        if unknown:
+            raise ValueError(f"unknown capabilities {sorted(unknown)}; known: "
+                             f"{', '.join(CAPABILITIES)}")
+        return set(caps) <= self.caps
+
+    def state_name(self, state: int) -> str:
+        """The target's own name for ``state``, or the raw value for one it never declared."""
+        if 0 <= state < len(self.state_names):
+            return self.state_names[state]
+        return f"state {state} (undeclared)"
+
+    def states_on(self, queue: int) -> tuple[int, ...]:
+        """The states whose requests sit on ``queue``."""
+        return tuple(s for s, q in self.queue_of_state.items() if q == queue)
+
+    @property
+    def label(self) -> str:
+        """``name version`` for headers and reports."""
+        return f"{self.name} {self.version}".strip()
+
+    @classmethod
+    def from_c(cls, c: Any) -> TargetDescription:
+        n = int(c.num_states)
+        if not 0 < n <= lib.NRT_MAX_STATES:
+            raise TargetError(lib.NRT_EINVAL, f"target describes {n} request states "
+                                              f"(1..{lib.NRT_MAX_STATES} allowed)")
+        caps = frozenset(name for name, bit in CAPABILITIES.items() if c.caps & bit)
+        names = tuple(ffi.string(c.state_names[i]).decode(errors="replace") or f"state {i}"
+                      for i in range(n))
+        legal = frozenset((i, j) for i in range(n) for j in range(n)
+                          if c.legal[i] >> j & 1)
+        return cls(ffi.string(c.name).decode(errors="replace"),
+                   ffi.string(c.version).decode(errors="replace"), caps, n,
+                   int(c.free_state), names,
+                   MappingProxyType({i: int(c.queue_of_state[i]) for i in range(n)}), legal)
 
 
 # ---------------------------------------------------------------------------------------
@@ -713,7 +781,7 @@ class Transport:
         """``None`` once the target has destroyed the connection's qpair."""
         if self._lib.nrt_rig_qpair_info(self._handle(), qpair, self._info) < 0:
             return None
-        return _struct(QpairInfo, self._info)
+        return _struct(QpairInfo, self._info, self.describe().num_states)
 
     def requests(self, qpair: int) -> list[RequestInfo]:
         cap = self.options.max_queue_depth
@@ -843,12 +911,26 @@ class Transport:
         self._check(self._lib.nrt_rig_fabric_stats(self._handle(), c))
         return _struct(FabricStats, c)
 
+    def describe(self) -> TargetDescription:
+        """What the target declares about itself (read once per transport: a target's
+        description does not change while it runs)."""
+        desc: TargetDescription | None = self.__dict__.get("_description")
+        if desc is None:
+            c = ffi.new("struct nrt_target_desc *")
+            self._target_check(self._lib.nrt_target_describe(self._target, c))
+            desc = self.__dict__["_description"] = TargetDescription.from_c(c)
+        return desc
+
     def transitions(self) -> dict[tuple[int, int], int]:
-        """Cumulative request state transitions ``(from, to) -> count``."""
-        n = NUM_REQ_STATES * NUM_REQ_STATES
-        buf = ffi.new("uint64_t[]", n)
+        """Cumulative request state transitions ``(from, to) -> count``, in the target's own
+        state numbering (:meth:`describe`)."""
+        ns = self.describe().num_states
+        n = ns * ns
+        buf = self.__dict__.get("_transitions_buf")
+        if buf is None:
+            buf = self.__dict__["_transitions_buf"] = ffi.new("uint64_t[]", n)
         self._target_check(self._lib.nrt_state_transitions(self._target, buf, n))
-        return {(i // NUM_REQ_STATES, i % NUM_REQ_STATES): buf[i] for i in range(n) if buf[i]}
+        return {(i // ns, i % ns): buf[i] for i in range(n) if buf[i]}
 
     def async_events(self) -> list[AsyncEvent]:
         buf = ffi.new("struct nrt_async_event[]", 256)
