@@ -1,10 +1,11 @@
 """Which target the facade drives: the built-in one or SPDK's rdma.c through its adapter.
 
 Every target is a shared object exporting the same C contract (``impl/csrc/nrt.h``: the
-transport calls, the target description and the rig), so one cffi ``ffi`` serves them all:
+transport calls, the target description and the rig):
 the built-in target is the compiled ``impl._nrt`` module; the SPDK target is a library the
-adapter's build (:mod:`impl.spdk.build`) compiles from a user's SPDK tree and that is opened
-with ``ffi.dlopen``.
+adapter's build (:mod:`impl.spdk.build`) compiles from a user's SPDK tree, opened with an
+ABI-mode ffi over the same declarations.  The facade creates structs with the backend's
+``ffi``.
 
 Selection, in order: an explicit :func:`load` call; ``NRT_TARGET`` (``builtin`` or
 ``spdk``) with ``NRT_SPDK_SRC`` naming the SPDK tree (the pytest options ``--nrt-target``
@@ -34,6 +35,7 @@ class Backend:
 
     name: str
     lib: Any = field(repr=False, compare=False)
+    ffi: Any = field(default=ffi, repr=False, compare=False)
     source: str | None = None          # the SPDK tree, for the SPDK target
     commit: str | None = None          # what code is under test
     library: str | None = None         # the shared object opened
@@ -69,10 +71,23 @@ def load(target: str = "builtin", spdk_src: str | os.PathLike[str] | None = None
             so = build.build(src)
         except build.BuildError as exc:
             raise BackendError(str(exc)) from exc
-        backend = Backend("spdk", ffi.dlopen(str(so)), source=src, commit=build.tree_commit(src),
-                          library=str(so))
+        abi = abi_ffi()
+        backend = Backend("spdk", abi.dlopen(str(so)), abi, source=src,
+                          commit=build.tree_commit(src), library=str(so))
     _loaded[key] = backend
     return backend
+
+
+def abi_ffi() -> Any:
+    """An ABI-mode ffi over the same declarations, for a target library opened by path (the
+    compiled module's own ffi would bind its functions, not the library's)."""
+    import cffi
+
+    from impl._build import read_cdef
+
+    abi = cffi.FFI()
+    abi.cdef(read_cdef())
+    return abi
 
 
 def default() -> Backend:

@@ -112,7 +112,7 @@ class Options:
             base["defects"] = int(Defect.by_name(base["defects"]))
         return cls(**base)
 
-    def _to_c(self) -> Any:
+    def _to_c(self, ffi: Any = ffi) -> Any:
         c = ffi.new("struct nrt_opts *")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -461,7 +461,7 @@ class Workload:
     ios: int
     mkey: int
 
-    def _to_c(self) -> Any:
+    def _to_c(self, ffi: Any = ffi) -> Any:
         c = ffi.new("struct nrt_workload *")
         for f in dataclasses.fields(self):
             setattr(c, f.name, getattr(self, f.name))
@@ -573,16 +573,17 @@ class Transport:
 
         self.backend = backend if backend is not None else backends.default()
         self._lib = self.backend.lib
+        self._ffi = self.backend.ffi
         self.options = Options.from_any(opts, **overrides)
-        err = ffi.new("char[]", _ERRLEN)
-        handle = self._lib.nrt_rig_create(self.options._to_c(), err, _ERRLEN)
-        if handle == ffi.NULL:
-            raise OptionsRefused(lib.NRT_EINVAL, ffi.string(err).decode())
+        err = self._ffi.new("char[]", _ERRLEN)
+        handle = self._lib.nrt_rig_create(self.options._to_c(self._ffi), err, _ERRLEN)
+        if handle == self._ffi.NULL:
+            raise OptionsRefused(lib.NRT_EINVAL, self._ffi.string(err).decode())
         self._t = handle
-        self._resp = ffi.new("struct nrt_response[]", 256)
-        self._info = ffi.new("struct nrt_qpair_info *")
-        self._pool = ffi.new("struct nrt_pool_counts *")
-        self._qp_buf = ffi.new("int32_t[]", self.options.max_qpairs + 64)
+        self._resp = self._ffi.new("struct nrt_response[]", 256)
+        self._info = self._ffi.new("struct nrt_qpair_info *")
+        self._pool = self._ffi.new("struct nrt_pool_counts *")
+        self._qp_buf = self._ffi.new("int32_t[]", self.options.max_qpairs + 64)
         self._reqs: Any = None
         self._iova: dict[int, int] = {}
         self._connect_key: int | None = None
@@ -598,7 +599,7 @@ class Transport:
 
     def _check(self, rc: int) -> int:
         if rc < 0:
-            raise TargetError(rc, ffi.string(self._lib.nrt_rig_error(self._t)).decode())
+            raise TargetError(rc, self._ffi.string(self._lib.nrt_rig_error(self._t)).decode())
         return rc
 
     @property
@@ -615,7 +616,7 @@ class Transport:
     def __del__(self) -> None:
         # at interpreter exit the module globals may already be gone: nothing to free then
         if getattr(self, "_t", None) is not None and getattr(self, "_lib", None) is not None:
-            self._lib.nrt_rig_destroy(self._t, ffi.NULL)
+            self._lib.nrt_rig_destroy(self._t, self._ffi.NULL)
             self._t = None
 
     @property
@@ -625,13 +626,13 @@ class Transport:
     @property
     def effective_options(self) -> Options:
         """What the target actually runs with (``max_send_depth`` resolved)."""
-        c = ffi.new("struct nrt_opts *")
+        c = self._ffi.new("struct nrt_opts *")
         self._lib.nrt_transport_get_opts(self._target, c)
         return Options(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Options)})
 
     def destroy(self) -> DestroyReport:
         """Abrupt destroy with IO in any state; returns the target's own pool report."""
-        rep = ffi.new("struct nrt_destroy_report *")
+        rep = self._ffi.new("struct nrt_destroy_report *")
         self._lib.nrt_rig_destroy(self._handle(), rep)
         self._t = None
         self.report = _struct(DestroyReport, rep)
@@ -653,7 +654,7 @@ class Transport:
 
     def _target_check(self, rc: int) -> int:
         if rc < 0:
-            raise TargetError(rc, ffi.string(self._lib.nrt_transport_error(self._target)).decode())
+            raise TargetError(rc, self._ffi.string(self._lib.nrt_transport_error(self._target)).decode())
         return rc
 
     def add_subsystem(self) -> int:
@@ -672,10 +673,10 @@ class Transport:
                                                        int(ready)))
 
     def read_namespace(self, subsystem: int, nsid: int, offset: int, length: int) -> bytes:
-        buf = ffi.new("uint8_t[]", length)
+        buf = self._ffi.new("uint8_t[]", length)
         self._target_check(self._lib.nrt_namespace_read(self._target, subsystem, nsid, offset, buf,
                                                   length))
-        return bytes(ffi.buffer(buf, length))
+        return bytes(self._ffi.buffer(buf, length))
 
     def register_memory(self, size: int) -> int:
         """Host memory the target may RDMA READ and WRITE; returns its key (the rkey)."""
@@ -702,9 +703,9 @@ class Transport:
         self._check(self._lib.nrt_rig_mr_write(self._handle(), key, offset, data, len(data)))
 
     def read_memory(self, key: int, offset: int, length: int) -> bytes:
-        buf = ffi.new("uint8_t[]", length)
+        buf = self._ffi.new("uint8_t[]", length)
         self._check(self._lib.nrt_rig_mr_read(self._handle(), key, offset, buf, length))
-        return bytes(ffi.buffer(buf, length))
+        return bytes(self._ffi.buffer(buf, length))
 
     # -- connections ------------------------------------------------------------------
     def connect(self, port: int, group: int, *, qid: int = 0, hrqsize: int = 0,
@@ -716,7 +717,7 @@ class Transport:
         :meth:`conn_info`)."""
         if not 0 <= port < 1 << 32 or not 0 <= group < 1 << 32:
             raise TargetError(lib.NRT_ENOENT, f"no port {port} or poll group {group}")
-        p = ffi.new("struct nrt_connect_params *")
+        p = self._ffi.new("struct nrt_connect_params *")
         self._lib.nrt_connect_params_default(p, port, group, qid, hrqsize or 2)
         if hsqsize is not None:
             p.hsqsize = hsqsize
@@ -728,14 +729,14 @@ class Transport:
         if private_data is not None:
             p.raw = 1
             data = bytes(private_data)[:56]
-            ffi.memmove(p.raw_private_data, data, len(data))
+            self._ffi.memmove(p.raw_private_data, data, len(data))
             p.private_data_len = len(data)
         if private_data_len is not None:
             p.private_data_len = private_data_len
         return self._check(self._lib.nrt_rig_connect(self._handle(), p))
 
     def conn_info(self, conn: int) -> ConnInfo:
-        c = ffi.new("struct nrt_conn_info *")
+        c = self._ffi.new("struct nrt_conn_info *")
         self._check(self._lib.nrt_rig_conn_info(self._handle(), conn, c))
         return _struct(ConnInfo, c)
 
@@ -786,7 +787,7 @@ class Transport:
     def requests(self, qpair: int) -> list[RequestInfo]:
         cap = self.options.max_queue_depth
         if self._reqs is None:
-            self._reqs = ffi.new("struct nrt_request_info[]", cap)
+            self._reqs = self._ffi.new("struct nrt_request_info[]", cap)
         buf = self._reqs
         n = self._lib.nrt_rig_requests(self._handle(), qpair, buf, cap)
         if n < 0:
@@ -864,7 +865,7 @@ class Transport:
         evs = list(events)
         if not evs:
             return 0
-        arr = ffi.new("uint32_t[]", evs)
+        arr = self._ffi.new("uint32_t[]", evs)
         return self._check(int(self._lib.nrt_rig_run(self._handle(), arr, len(evs))))
 
     def qpair_event(self, kind: Event, qpair: int) -> int:
@@ -874,7 +875,7 @@ class Transport:
     def drain(self, max_rounds: int = 1000) -> DrainResult:
         """Liveness mode: deliver everything, complete every IO, poll every group, in rounds,
         until nothing is left (quiescent) or a round changes nothing (stalled)."""
-        out = ffi.new("struct nrt_drain_result *")
+        out = self._ffi.new("struct nrt_drain_result *")
         self._lib.nrt_rig_drain(self._handle(), max_rounds, out)
         return DrainResult(out.rounds, bool(out.quiescent), bool(out.stalled), out.progress)
 
@@ -892,13 +893,13 @@ class Transport:
         return _struct(PoolCounts, self._pool)
 
     def group_stats(self, group: int) -> GroupStats:
-        c = ffi.new("struct nrt_group_stats *")
+        c = self._ffi.new("struct nrt_group_stats *")
         self._target_check(self._lib.nrt_group_stats(self._target, group, c))
         return _struct(GroupStats, c)
 
     def group_view(self, group: int) -> GroupView:
         """What the rig asked of ``group`` and what the polls returned (STATS-1)."""
-        c = ffi.new("struct nrt_group_view *")
+        c = self._ffi.new("struct nrt_group_view *")
         self._check(self._lib.nrt_rig_group_view(self._handle(), group, c))
         return GroupView(c.polls, c.idle_polls, c.reaped)
 
@@ -907,7 +908,7 @@ class Transport:
         return int(self._lib.nrt_rig_target_completions(self._handle()))
 
     def fabric_stats(self) -> FabricStats:
-        c = ffi.new("struct nrt_fabric_stats *")
+        c = self._ffi.new("struct nrt_fabric_stats *")
         self._check(self._lib.nrt_rig_fabric_stats(self._handle(), c))
         return _struct(FabricStats, c)
 
@@ -916,7 +917,7 @@ class Transport:
         description does not change while it runs)."""
         desc: TargetDescription | None = self.__dict__.get("_description")
         if desc is None:
-            c = ffi.new("struct nrt_target_desc *")
+            c = self._ffi.new("struct nrt_target_desc *")
             self._target_check(self._lib.nrt_target_describe(self._target, c))
             desc = self.__dict__["_description"] = TargetDescription.from_c(c)
         return desc
@@ -928,18 +929,18 @@ class Transport:
         n = ns * ns
         buf = self.__dict__.get("_transitions_buf")
         if buf is None:
-            buf = self.__dict__["_transitions_buf"] = ffi.new("uint64_t[]", n)
+            buf = self.__dict__["_transitions_buf"] = self._ffi.new("uint64_t[]", n)
         self._target_check(self._lib.nrt_state_transitions(self._target, buf, n))
         return {(i // ns, i % ns): buf[i] for i in range(n) if buf[i]}
 
     def async_events(self) -> list[AsyncEvent]:
-        buf = ffi.new("struct nrt_async_event[]", 256)
+        buf = self._ffi.new("struct nrt_async_event[]", 256)
         n = self._lib.nrt_async_events(self._target, buf, 256)
         return [AsyncEvent(buf[i].type, buf[i].object) for i in range(n)]
 
     # -- C-native workloads -----------------------------------------------------------
     def workload_run(self, qpair: int, w: Workload) -> int:
-        return self._check(int(self._lib.nrt_rig_workload_run(self._handle(), qpair, w._to_c())))
+        return self._check(int(self._lib.nrt_rig_workload_run(self._handle(), qpair, w._to_c(self._ffi))))
 
     def memcpy_baseline(self, qpair: int, w: Workload) -> int:
-        return self._check(int(self._lib.nrt_rig_memcpy_baseline(self._handle(), qpair, w._to_c())))
+        return self._check(int(self._lib.nrt_rig_memcpy_baseline(self._handle(), qpair, w._to_c(self._ffi))))

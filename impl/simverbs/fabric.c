@@ -33,7 +33,7 @@ const char *sv_error(const struct sv_fabric *f)
 void sv_device_attr_default(struct sv_device_attr *a)
 {
     memset(a, 0, sizeof *a);
-    a->max_mr_size = 1ull << 40;
+    a->max_mr_size = UINT64_MAX;   /* what mlx5 and rxe report: no limit below the address space */
     a->max_qp = 1024;
     a->max_qp_wr = 4096;
     a->max_sge = 16;
