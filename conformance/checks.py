@@ -4,8 +4,12 @@ State machines, stress runs and self-checks call these; nothing else decides a v
 Each failure raises :class:`PropertyViolation` whose message starts with the property ID
 and names the counts involved, e.g. ``POOL-2: data-WR pool returned 184280 of 184320``.
 Checks see the target only through the facade: what the host sees, the counters the
-target reports, and (white-box, where needed) request states.  None of them looks at the
-defect switches.
+target reports, and (white-box, where needed) request states - in the target's own
+numbering, judged against the graph, names and queues its description declares
+(:class:`impl.target.TargetDescription`).  A part of a check that reads something a target
+may not declare takes it as an optional argument: the caller (the harness, a driver) passes
+it only where :mod:`conformance.judging` says the target declares it, and the part is not
+judged otherwise.  None of them looks at the defect switches.
 """
 
 from __future__ import annotations
@@ -24,15 +28,13 @@ from impl import (
     QpairInfo,
     QpState,
     Queue,
-    ReqState,
     RequestInfo,
     Response,
     Status,
     TargetError,
 )
+from impl.target import TargetDescription
 from impl.wire import CM_ACCEPT_SIZE, CM_REJECT_SIZE, RDMA_REJECT_NAMES
-
-S = ReqState
 
 
 class PropertyViolation(AssertionError):
@@ -54,39 +56,7 @@ def fail(spec: str, message: str) -> None:
     raise violation
 
 
-# The legal request-state graph (SM-1).  Abnormal completion may cut in from any state
-# that is not waiting on a completion; waiting states leave only through their completion.
-LEGAL_TRANSITIONS: frozenset[tuple[int, int]] = frozenset({
-    (S.FREE, S.NEW),
-    (S.NEW, S.NEED_BUFFER), (S.NEW, S.READY_TO_EXECUTE), (S.NEW, S.READY_TO_COMPLETE),
-    (S.NEW, S.COMPLETED),
-    (S.NEED_BUFFER, S.TRANSFER_TO_CTRLR_PENDING), (S.NEED_BUFFER, S.READY_TO_EXECUTE),
-    (S.NEED_BUFFER, S.COMPLETED),
-    (S.TRANSFER_TO_CTRLR_PENDING, S.TRANSFERRING_H2C),
-    (S.TRANSFER_TO_CTRLR_PENDING, S.COMPLETED),
-    (S.TRANSFERRING_H2C, S.READY_TO_EXECUTE), (S.TRANSFERRING_H2C, S.COMPLETED),
-    (S.READY_TO_EXECUTE, S.EXECUTING), (S.READY_TO_EXECUTE, S.COMPLETED),
-    (S.EXECUTING, S.EXECUTED),
-    (S.EXECUTED, S.TRANSFER_TO_HOST_PENDING), (S.EXECUTED, S.READY_TO_COMPLETE),
-    (S.EXECUTED, S.COMPLETED),
-    (S.TRANSFER_TO_HOST_PENDING, S.TRANSFERRING_C2H),
-    (S.TRANSFER_TO_HOST_PENDING, S.COMPLETED),
-    (S.READY_TO_COMPLETE, S.COMPLETING), (S.READY_TO_COMPLETE, S.COMPLETED),
-    (S.TRANSFERRING_C2H, S.COMPLETED),
-    (S.COMPLETING, S.COMPLETED),
-    (S.COMPLETED, S.FREE),
-})
-
-# The one queue each state implies (SM-1); every other state sits on no queue.
-QUEUE_OF_STATE: Mapping[int, int] = {
-    S.NEED_BUFFER: Queue.PENDING_BUF,
-    S.TRANSFER_TO_CTRLR_PENDING: Queue.PENDING_READ,
-    S.TRANSFER_TO_HOST_PENDING: Queue.PENDING_WRITE,
-    S.READY_TO_COMPLETE: Queue.PENDING_SEND,
-}
-
-
-def _name(state: int, kind: type = S) -> str:
+def _name(state: int, kind: type) -> str:
     """An enum member's name, or the raw value when a target reports an unknown one."""
     try:
         return kind(state).name
@@ -113,48 +83,67 @@ def wr_pool_conserved(p: PoolCounts) -> None:
     _pool_conservation("POOL-1", "data-WR pool", p)
 
 
-def pool_returned_at_quiescence(wr: PoolCounts, buf: PoolCounts, expected_wrs: int,
-                                expected_bufs: int) -> None:
-    """POOL-2 at quiescence: nothing held, everything back in ring and caches."""
-    if wr.held or wr.ring_free + wr.cached != expected_wrs:
-        fail("POOL-2", f"data-WR pool returned {wr.ring_free + wr.cached} of {expected_wrs} "
-                       f"at quiescence ({wr.held} still held by requests)")
-    if buf.held or buf.ring_free + buf.cached != expected_bufs:
-        fail("POOL-3", f"data buffers returned {buf.ring_free + buf.cached} of "
-                       f"{expected_bufs} at quiescence ({buf.held} still held)")
+def pool_returned_at_quiescence(wr: PoolCounts | None, buf: PoolCounts | None,
+                                expected_wrs: int, expected_bufs: int, *,
+                                held: bool = True) -> None:
+    """POOL-2 (data WRs) and POOL-3 (buffers) at quiescence: everything back in ring and
+    caches, and (``held``: the target counts what requests hold) nothing held.  A pool
+    given as None is not judged."""
+    if wr is not None:
+        back = wr.ring_free + wr.cached
+        if (held and wr.held) or back != expected_wrs:
+            fail("POOL-2", f"data-WR pool returned {back} of {expected_wrs} at quiescence"
+                           + (f" ({wr.held} still held by requests)" if held else ""))
+    if buf is not None:
+        back = buf.ring_free + buf.cached
+        if (held and buf.held) or back != expected_bufs:
+            fail("POOL-3", f"data buffers returned {back} of {expected_bufs} at quiescence"
+                           + (f" ({buf.held} still held)" if held else ""))
 
 
-def destroy_report_exact(report: DestroyReport, expected_wrs: int, expected_bufs: int) -> None:
-    """POOL-2 after destroy: exactly depth x multiplier came back, and the target's own
-    destroy report agrees (expected count right, message only when something is short)."""
-    if report.wr_returned != expected_wrs:
+def destroy_report_exact(report: DestroyReport, expected_wrs: int | None,
+                         expected_bufs: int | None, *, audit: bool = True) -> None:
+    """POOL-2 after destroy: exactly depth x multiplier came back (POOL-3: every buffer),
+    and (``audit``: the report carries the target's own audit) the target's own destroy
+    report agrees: expected counts right, a complaint only when something is short.  An
+    expected count given as None is not judged."""
+    if expected_wrs is not None and report.wr_returned != expected_wrs:
         fail("POOL-2", f"data-WR pool returned {report.wr_returned} of {expected_wrs} "
                        f"at destroy (target says: {report.message or 'nothing'})")
-    if report.wr_expected != expected_wrs:
+    if audit and expected_wrs is not None and report.wr_expected != expected_wrs:
         fail("POOL-2", f"destroy report expects {report.wr_expected} data WRs, the "
                        f"configuration gives {expected_wrs}")
-    if report.buf_expected != expected_bufs:
+    if audit and expected_bufs is not None and report.buf_expected != expected_bufs:
         fail("POOL-3", f"destroy report expects {report.buf_expected} data buffers, the "
                        f"configuration gives {expected_bufs}")
-    if report.buf_returned != expected_bufs:
+    if expected_bufs is not None and report.buf_returned != expected_bufs:
         fail("POOL-3", f"data buffers returned {report.buf_returned} of {expected_bufs} "
                        f"at destroy")
-    if report.message:
+    # a complaint is judged only when every count it could be about was judged exact
+    if audit and report.message and expected_wrs is not None and expected_bufs is not None:
         fail("POOL-2", f"destroy report complains although every count is exact: "
                        f"{report.message!r}")
 
 
-def buffers_and_slots_conserved(buf: PoolCounts, qpairs: Iterable[QpairInfo]) -> None:
-    """POOL-3: data buffers, request slots and receive WRs are each conserved."""
-    _pool_conservation("POOL-3", "data buffers", buf)
+def buffers_and_slots_conserved(buf: PoolCounts | None, qpairs: Iterable[QpairInfo], *,
+                                free_state: int | None) -> None:
+    """POOL-3: data buffers (unless ``buf`` is None), request slots and receive WRs of
+    every qpair given are each conserved; with ``free_state`` (the target's request states
+    are declared) the per-state counts account for every slot."""
+    if buf is not None:
+        _pool_conservation("POOL-3", "data buffers", buf)
     for q in qpairs:
-        if sum(q.req_states) != q.depth:
-            fail("POOL-3", f"qpair {q.id}: request states count {sum(q.req_states)} "
-                           f"requests, depth {q.depth}")
-        busy = q.depth - q.req_states[S.FREE]
-        if q.slots_free + q.slots_used != q.depth or busy != q.slots_used:
+        if free_state is not None:
+            if sum(q.req_states) != q.depth:
+                fail("POOL-3", f"qpair {q.id}: request states count {sum(q.req_states)} "
+                               f"requests, depth {q.depth}")
+            busy = q.depth - q.req_states[free_state]
+            if busy != q.slots_used:
+                fail("POOL-3", f"qpair {q.id}: request slots free {q.slots_free} + used "
+                               f"{q.slots_used} vs depth {q.depth}, {busy} not free")
+        if q.slots_free + q.slots_used != q.depth:
             fail("POOL-3", f"qpair {q.id}: request slots free {q.slots_free} + used "
-                           f"{q.slots_used} vs depth {q.depth}, {busy} not FREE")
+                           f"{q.slots_used} vs depth {q.depth}")
         recvs = q.recv_posted + q.recv_in_cq + q.recv_held + q.recv_idle
         if recvs != q.depth:
             fail("POOL-3", f"qpair {q.id}: receive WRs posted {q.recv_posted} + in CQ "
@@ -168,40 +157,50 @@ def buffers_and_slots_conserved(buf: PoolCounts, qpairs: Iterable[QpairInfo]) ->
 # ------------------------------------------------------------------------- SM, DEPTH
 
 
-def transitions_legal(transitions: Mapping[tuple[int, int], int]) -> None:
-    """SM-1: every request state change so far is an edge of the legal graph."""
+def transitions_legal(transitions: Mapping[tuple[int, int], int],
+                      desc: TargetDescription) -> None:
+    """SM-1: every request state change so far is an edge of the legal graph the target
+    declares (``desc``), named by the target's own state names."""
     for (src, dst), count in sorted(transitions.items()):
-        if (src, dst) not in LEGAL_TRANSITIONS:
-            fail("SM-1", f"illegal request transition {_name(src)} -> {_name(dst)} "
-                         f"({count} time(s))")
+        if (src, dst) not in desc.legal:
+            fail("SM-1", f"illegal request transition {desc.state_name(src)} -> "
+                         f"{desc.state_name(dst)} ({count} time(s))")
 
 
-def requests_consistent(qpair: int, requests: Iterable[RequestInfo]) -> None:
-    """SM-1: a request sits in at most one pending queue, the one its state implies; its
-    WR counters are ordered (outstanding <= posted <= held)."""
+def requests_consistent(qpair: int, requests: Iterable[RequestInfo],
+                        desc: TargetDescription, *, queues: bool = True) -> None:
+    """SM-1: every request is in a state the target declares (``desc``) and (``queues``:
+    the target reports queue membership) sits in at most one pending queue, the one its
+    state implies; its WR counters are ordered (outstanding <= posted <= held)."""
     for r in requests:
-        want = QUEUE_OF_STATE.get(r.state, Queue.NONE)
-        if r.queue != want:
-            fail("SM-1", f"qpair {qpair} cid {r.cid} in {_name(r.state)} sits on queue "
-                         f"{_name(r.queue, Queue)}, expected {_name(want, Queue)}")
+        if not 0 <= r.state < desc.num_states:
+            fail("SM-1", f"qpair {qpair} cid {r.cid} is in {desc.state_name(r.state)}, "
+                         f"not one of the {desc.num_states} states the target declares")
+        want = desc.queue_of_state.get(r.state, Queue.NONE)
+        if queues and r.queue != want:
+            fail("SM-1", f"qpair {qpair} cid {r.cid} in {desc.state_name(r.state)} sits on "
+                         f"queue {_name(r.queue, Queue)}, expected {_name(want, Queue)}")
         if not r.wrs_outstanding <= r.wrs_posted <= r.num_wrs:
             fail("SM-1", f"qpair {qpair} cid {r.cid}: WRs outstanding {r.wrs_outstanding}, "
                          f"posted {r.wrs_posted}, held {r.num_wrs} out of order")
 
 
-def depths_within_limits(q: QpairInfo, requests: Iterable[RequestInfo]) -> None:
-    """DEPTH-1: read depth, send depth and outstanding requests within their limits, and the
-    qpair's read-depth counter equals the RDMA READs actually outstanding."""
+def depths_within_limits(q: QpairInfo, requests: Iterable[RequestInfo] | None, *,
+                         slots: bool = True) -> None:
+    """DEPTH-1: read depth, send depth and outstanding requests (host capsules, and with
+    ``slots`` the request slots in use) within their limits, and the qpair's read-depth
+    counter equals the RDMA READs actually outstanding (unless ``requests`` is None: the
+    target's requests are not declared)."""
     if q.cur_read_depth > q.max_read_depth or q.max_read_depth_seen > q.max_read_depth:
         fail("DEPTH-1", f"qpair {q.id}: read depth {q.cur_read_depth} (peak "
                         f"{q.max_read_depth_seen}) exceeds {q.max_read_depth}")
     if q.cur_send_depth > q.max_send_depth or q.max_send_depth_seen > q.max_send_depth:
         fail("DEPTH-1", f"qpair {q.id}: send depth {q.cur_send_depth} (peak "
                         f"{q.max_send_depth_seen}) exceeds {q.max_send_depth}")
-    if q.slots_used > q.depth or q.host_outstanding > q.depth:
-        fail("DEPTH-1", f"qpair {q.id}: {q.slots_used} requests / {q.host_outstanding} "
-                        f"host capsules outstanding, depth {q.depth}")
-    if q.state == QpState.ACTIVE:
+    if (slots and q.slots_used > q.depth) or q.host_outstanding > q.depth:
+        fail("DEPTH-1", f"qpair {q.id}: {q.slots_used if slots else '?'} requests / "
+                        f"{q.host_outstanding} host capsules outstanding, depth {q.depth}")
+    if requests is not None and q.state == QpState.ACTIVE:
         reads = sum(r.wrs_outstanding for r in requests if r.xfer == 1)
         if reads != q.cur_read_depth:
             fail("DEPTH-1", f"qpair {q.id}: read depth counter {q.cur_read_depth} but "
@@ -211,16 +210,18 @@ def depths_within_limits(q: QpairInfo, requests: Iterable[RequestInfo]) -> None:
 # ---------------------------------------------------------------------------------- CFG
 
 
-def options_honoured(opts: Options, effective: Options, wr: PoolCounts,
-                     buf: PoolCounts) -> None:
-    """CFG-1: accepted options are honoured exactly."""
-    if wr.capacity != opts.wr_pool_capacity:
+def options_honoured(opts: Options, effective: Options, wr: PoolCounts | None,
+                     buf: PoolCounts | None) -> None:
+    """CFG-1: accepted options are honoured exactly: the target runs with them, its data-WR
+    pool has exactly the configured capacity and it has exactly the configured shared
+    buffers (a pool given as None is not judged)."""
+    if wr is not None and wr.capacity != opts.wr_pool_capacity:
         how = (f"wr_pool_size {opts.wr_pool_size}" if opts.wr_pool_size else
                f"max_queue_depth {opts.max_queue_depth} x wr_pool_multiplier "
                f"{opts.wr_pool_multiplier}")
         fail("CFG-1", f"data-WR pool capacity {wr.capacity}, configured {how} = "
                       f"{opts.wr_pool_capacity}")
-    if buf.capacity != opts.num_shared_buffers:
+    if buf is not None and buf.capacity != opts.num_shared_buffers:
         fail("CFG-1", f"{buf.capacity} shared buffers, configured {opts.num_shared_buffers}")
     for name in (f.name for f in dataclasses.fields(opts)):
         if name == "max_send_depth" and opts.max_send_depth == 0:
@@ -262,11 +263,14 @@ def no_stall(result: DrainResult, outstanding: Mapping[int, Iterable[int]],
                        f"command(s) on live qpairs never answered: {waiting}")
 
 
-def admin_not_starved(kind: str, answered: bool, rounds: int, waiting_io: int) -> None:
-    """LIVE-2: admin, fabrics and in-capsule commands complete while IO waits for buffers."""
+def admin_not_starved(kind: str, answered: bool, rounds: int, waiting_io: int | None) -> None:
+    """LIVE-2: admin, fabrics and in-capsule commands complete while IO waits for buffers
+    (``waiting_io``: how many, None where the target does not say)."""
     if not answered:
-        fail("LIVE-2", f"{kind} got no response within {rounds} delivery/poll rounds while "
-                       f"{waiting_io} IO request(s) waited for buffers")
+        waiting = ("while IO may have waited for buffers" if waiting_io is None else
+                   f"while {waiting_io} IO request(s) waited for buffers")
+        fail("LIVE-2", f"{kind} got no response within {rounds} delivery/poll rounds "
+                       f"{waiting}")
 
 
 def response_expected(qpair: int, cid: int, outstanding: bool, already: bool,
@@ -306,38 +310,50 @@ def bytes_match(what: str, got: bytes, candidates: Iterable[bytes]) -> None:
 # ------------------------------------------------------------------------------- SHUT
 
 
-def shutdown_released(report: DestroyReport, expected_wrs: int, expected_bufs: int,
-                      in_flight: int) -> None:
-    """SHUT-1: an abrupt transport destroy with IO in any state releases everything."""
-    if report.wr_returned != expected_wrs or report.buf_returned != expected_bufs:
+def shutdown_released(report: DestroyReport, expected_wrs: int | None,
+                      expected_bufs: int | None, in_flight: int, *, audit: bool = True) -> None:
+    """SHUT-1: an abrupt transport destroy with IO in any state releases everything (the
+    data WRs and buffers whose expected count is given), then the report is judged as any
+    destroy report is (:func:`destroy_report_exact`)."""
+    short = [f"{got} of {want} {what}" for got, want, what in (
+        (report.wr_returned, expected_wrs, "data WRs"),
+        (report.buf_returned, expected_bufs, "buffers")) if want is not None and got != want]
+    if short:
         fail("SHUT-1", f"abrupt destroy with {in_flight} request(s) in flight returned "
-                       f"{report.wr_returned} of {expected_wrs} data WRs and "
-                       f"{report.buf_returned} of {expected_bufs} buffers "
-                       f"(target says: {report.message or 'nothing'})")
-    destroy_report_exact(report, expected_wrs, expected_bufs)
+                       f"{' and '.join(short)} (target says: {report.message or 'nothing'})")
+    destroy_report_exact(report, expected_wrs, expected_bufs, audit=audit)
 
 
 def qpair_released(q: QpairInfo | None, what: str) -> None:
-    """SHUT-1: once a failed qpair has drained, it is destroyed and holds nothing."""
+    """SHUT-1: once a failed qpair has drained, the target has destroyed it."""
     if q is not None:
         fail("SHUT-1", f"{what}: qpair {q.id} still exists in state {_name(q.state, QpState)} "
-                       f"with {q.slots_used} request(s) after liveness mode")
+                       f"after liveness mode")
+
+
+def connection_released(conn: ConnInfo, what: str) -> None:
+    """SHUT-1, as the fabric sees it: once a failed connection has drained, the target's
+    queue pair is gone from the fabric (nothing of it can still answer or hold resources)."""
+    if conn.target_qp_state != 0:
+        fail("SHUT-1", f"{what}: the target's QP {conn.target_qp_num} is still on the fabric "
+                       f"(state {conn.target_qp_state}) after liveness mode")
 
 
 # ------------------------------------------------------------------------------ STATS
 
 
 def group_stats_agree(group: int, stats: GroupStats, polls: int, idle_polls: int,
-                      reaped: int, need_buffer: int, qpairs: int) -> None:
+                      reaped: int, need_buffer: int | None, qpairs: int) -> None:
     """STATS-1: a poll group's stats (the ``nvmf_get_stats`` counters users diagnose hangs
     from) agree with what the harness saw: the polls it made and what they returned, the
-    requests it sees waiting for buffers, the qpairs it sees on the group."""
+    requests it sees waiting for buffers (None: the target's request states do not say),
+    the qpairs it sees on the group."""
     for name, reported, seen in (("polls", stats.polls, polls),
                                  ("idle_polls", stats.idle_polls, idle_polls),
                                  ("completions", stats.completions, reaped),
                                  ("pending_data_buffer", stats.pending_data_buffer, need_buffer),
                                  ("num_qpairs", stats.num_qpairs, qpairs)):
-        if reported != seen:
+        if seen is not None and reported != seen:
             fail("STATS-1", f"poll group {group} reports {name} = {reported}, but the harness "
                             f"saw {seen}")
 
@@ -362,14 +378,16 @@ def _status(status: int) -> str:
 
 def malformed_answered(kind: str, qpair: int, cid: int, responses: Iterable[Response],
                        allowed: Iterable[int], before: QpairInfo,
-                       after: QpairInfo | None, state_after: int | None = None) -> None:
+                       after: QpairInfo | None, state_after: int | None = None, *,
+                       free_state: int | None, receives: bool) -> None:
     """ERR-1: a malformed capsule gets exactly one response, with its CID and the status
     documented for its ``kind`` (``allowed``: the expected one first, then alternatives the
     spec leaves room for), and releases everything it held: the qpair stays in the state it
     was in (or goes to ``state_after``, for a kind whose command is valid enough to connect
     its queue), with every request slot free, every receive re-posted and nothing
     outstanding.  ``responses`` is everything reaped from the qpair once the target was
-    quiescent."""
+    quiescent.  Slots and receives are judged only with ``receives`` (the target counts
+    them), request states only with ``free_state`` (the target declares its states)."""
     allowed = tuple(allowed)
     want = " or ".join(_status(s) for s in allowed)
     what = f"{kind} on qpair {qpair} CID {cid}"
@@ -395,12 +413,13 @@ def malformed_answered(kind: str, qpair: int, cid: int, responses: Iterable[Resp
                       f"{_name(want_state, QpState)}"
                       + ("; a command error must not change it"
                          if want_state == before.state else ""))
-    busy = after.depth - after.req_states[S.FREE]
-    if after.slots_used or busy or after.host_outstanding or after.host_unreaped:
-        fail("ERR-1", f"{what}: still holds {after.slots_used} request slot(s) "
+    busy = after.depth - after.req_states[free_state] if free_state is not None else 0
+    slots = after.slots_used if receives else 0
+    if slots or busy or after.host_outstanding or after.host_unreaped:
+        fail("ERR-1", f"{what}: still holds {slots} request slot(s) "
                       f"({busy} request(s) not FREE), {after.host_outstanding} capsule(s) "
                       f"outstanding, {after.host_unreaped} response(s) unreaped")
-    if after.recv_posted != after.depth or after.recv_held:
+    if receives and (after.recv_posted != after.depth or after.recv_held):
         fail("ERR-1", f"{what}: {after.recv_posted} of {after.depth} receive WR(s) posted, "
                       f"{after.recv_held} held, {after.recv_idle} idle "
                       f"(the capsule's receive was not re-posted)")

@@ -4,20 +4,28 @@ It turns drawn values (options, topology, IO shapes, schedules, faults) into fac
 reaps every response into the model, and calls :mod:`conformance.checks` for verdicts.
 State machines (the gate), stress runs and self-checks all use it.  It never looks at the
 options' defect switches: it passes them through to the target untouched.
+
+It judges a target by what the target declares (:meth:`impl.Transport.describe`): each part
+of a property whose introspection the target does not declare is left out, as
+:mod:`conformance.judging` says, and how every property is judged is recorded there.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
-from conformance import checks
+from conformance import checks, judging
 from conformance.model import Command, ControllerModel, NamespaceModel, QpairModel, pattern
 from impl import (
     Capsule,
+    DestroyReport,
     Opcode,
     Options,
     OptionsRefused,
-    ReqState,
+    PoolCounts,
+    QpairInfo,
+    Queue,
     Status,
     TargetError,
     Transport,
@@ -43,6 +51,9 @@ from strategies.types import (
 PROBE_ROUNDS = 4
 #: Host-memory slack per CID for descriptor gaps.
 GAP_SLACK = 16 * 2 * 64 + 64
+#: What the gate's machines judge (ERR-1 and CONN-1 have their own drivers).
+PROPERTIES = ("POOL-1", "POOL-2", "POOL-3", "LIVE-1", "LIVE-2", "CQE-1", "DATA-1", "SM-1",
+              "DEPTH-1", "CFG-1", "SHUT-1", "STATS-1", "CRASH-1")
 
 
 class Harness:
@@ -57,6 +68,12 @@ class Harness:
             self.t = Transport(self.options)
         except OptionsRefused as exc:
             checks.fail("CFG-1", f"valid options refused: {exc.message}")
+        self.desc = self.t.describe()
+        try:
+            self.can = judging.start(self.desc, PROPERTIES, self.options.defects)
+        except judging.CannotJudge:
+            self.t.destroy()
+            raise
         self.alive = True
         self.io_error_statuses: set[int] = set()
         self.write_tag = 0
@@ -64,8 +81,10 @@ class Harness:
         self.steps = 0
         self.timeline: list[dict[str, int]] = []
         self.target_events = 0    # state changes the target counted, read before destroy
-        checks.options_honoured(self.options, self.t.effective_options, self.t.wr_pool(),
-                                self.t.buf_pool())
+        can = self.can
+        checks.options_honoured(self.options, self.t.effective_options,
+                                self.t.wr_pool() if can("CFG-1", "wr_capacity") else None,
+                                self.t.buf_pool() if can("CFG-1", "buffers") else None)
         self.t.set_bdev_auto(False)
         self.ports = [self.t.add_port() for _ in range(config.topology.num_ports)]
         self.port_is_up = {p: True for p in self.ports}
@@ -390,7 +409,8 @@ class Harness:
     def _await(self, qp: QpairModel, cmd: Command, kind: str, strict: bool = True) -> bool:
         """Deliver only this qpair's wires and poll its group, a few rounds (LIVE-2; only
         ``strict`` waits fail it)."""
-        waiting = self.t.group_stats(qp.group).pending_data_buffer
+        waiting = (self.t.group_stats(qp.group).pending_data_buffer
+                   if self.can("LIVE-2", "aimed") else None)
         for _ in range(PROBE_ROUNDS):
             while self.t.deliver_h2t(qp.handle):
                 pass
@@ -441,7 +461,10 @@ class Harness:
     def probe_where_io_waits(self) -> None:
         """LIVE-2 whenever it can bite: if IO waits for buffers on a poll group, an admin
         qpair there (keep-alive) or else an IO qpair there (one-block in-capsule write) must
-        still be served."""
+        still be served.  Where the target keeps no group stats nothing says where IO
+        waits, and the probes of the rules are the only ones."""
+        if not self.can("LIVE-2", "aimed"):
+            return
         for g in range(self.options.num_poll_groups):
             if not self.t.group_stats(g).pending_data_buffer:
                 continue
@@ -461,7 +484,9 @@ class Harness:
 
     def _where_io_waits(self, qpairs: list[QpairModel]) -> list[QpairModel]:
         """The qpairs on poll groups where IO waits for buffers (a probe there tests
-        LIVE-2), or all of them if no group has such IO."""
+        LIVE-2), or all of them if no group has such IO (or the target does not say)."""
+        if not self.can("LIVE-2", "aimed"):
+            return qpairs
         waiting = {g for g in range(self.options.num_poll_groups)
                    if self.t.group_stats(g).pending_data_buffer}
         return [q for q in qpairs if q.group in waiting] or qpairs
@@ -531,41 +556,61 @@ class Harness:
 
     def shutdown(self) -> None:
         """SHUT-1: abrupt transport destroy with IO in whatever state it is in."""
-        in_flight = sum(sum(i.req_states[1:]) for q in self.existing_qpairs()
-                        if (i := self.t.qpair_info(q.handle)) is not None)
+        in_flight = self.in_flight()
         self.target_events = self.t.progress
         report = self.t.destroy()
         self.alive = False
-        checks.shutdown_released(report, self.options.wr_pool_capacity,
-                                 self.options.num_shared_buffers, in_flight)
+        can = self.can
+        checks.shutdown_released(
+            report, self.options.wr_pool_capacity if can("SHUT-1", "destroy_wrs") else None,
+            self.options.num_shared_buffers if can("SHUT-1", "destroy_bufs") else None,
+            in_flight, audit=_audit(can))
 
     # -------------------------------------------------------------------------- checks
     def check_step(self) -> None:
         """Invariants that hold after every step: POOL-1, POOL-3, SM-1, DEPTH-1."""
         if not self.alive:
             return
-        t = self.t
-        checks.wr_pool_conserved(t.wr_pool())
+        t, can, desc = self.t, self.can, self.desc
+        if can("POOL-1", "conservation"):
+            checks.wr_pool_conserved(t.wr_pool())
+        requests = can("SM-1", "wr_order")
+        # without slot and depth counts nothing says a qpair is idle: read its requests
+        known_idle = desc.has("RECEIVES", "DEPTHS")
         infos = []
         for qp in self.existing_qpairs():
             info = t.qpair_info(qp.handle)
             if info is None:
                 continue
-            reqs = t.requests(qp.handle) if info.slots_used or info.cur_read_depth else []
-            checks.requests_consistent(qp.handle, reqs)
-            checks.depths_within_limits(info, reqs)
+            reqs = None
+            if requests:
+                busy = not known_idle or info.slots_used or info.cur_read_depth
+                reqs = t.requests(qp.handle) if busy else []
+                checks.requests_consistent(qp.handle, reqs, desc,
+                                           queues=can("SM-1", "queues"))
+            if can("DEPTH-1", "limits"):
+                checks.depths_within_limits(info, reqs if can("DEPTH-1", "reads") else None,
+                                            slots=can("DEPTH-1", "slots"))
             infos.append(info)
-        checks.buffers_and_slots_conserved(t.buf_pool(), infos)
-        checks.transitions_legal(t.transitions())
-        self._check_stats(infos)
+        checks.buffers_and_slots_conserved(
+            t.buf_pool() if can("POOL-3", "buffers") else None,
+            infos if can("POOL-3", "slots") else (),
+            free_state=desc.free_state if can("POOL-3", "states") else None)
+        if can("SM-1", "transitions"):
+            checks.transitions_legal(t.transitions(), desc)
+        if can("STATS-1", "counters"):
+            self._check_stats(infos)
 
     def _check_stats(self, infos: list) -> None:  # type: ignore[type-arg]
         """STATS-1 for every poll group, from the qpair infos of this step."""
         t = self.t
+        need_buffer = self.desc.states_on(Queue.PENDING_BUF)
+        pending = self.can("STATS-1", "pending")
         for g in range(self.options.num_poll_groups):
             view = t.group_view(g)
             mine = [i for i in infos if i.group == g]
-            waiting = sum(i.req_states[ReqState.NEED_BUFFER] for i in mine)
+            waiting = sum(i.req_states[s] for i in mine for s in need_buffer) if pending \
+                else None
             checks.group_stats_agree(g, t.group_stats(g), view.polls, view.idle_polls,
                                      view.reaped, waiting, len(mine))
 
@@ -588,16 +633,17 @@ class Harness:
         checks.no_stall(result, waiting, self._stall_detail() if not result.quiescent else "")
         for qp in self.qpairs:
             if qp.failed:
-                checks.qpair_released(t.qpair_info(qp.handle),
-                                      f"failed qpair (qid {qp.qid}, group {qp.group})")
-        if result.quiescent:
+                what = f"failed qpair (qid {qp.qid}, group {qp.group})"
+                checks.qpair_released(t.qpair_info(qp.handle), what)
+                checks.connection_released(t.conn_info(qp.handle), what)
+        can = self.can
+        if result.quiescent and can("STATS-1", "counters"):
             reaped = sum(t.group_stats(g).completions
                          for g in range(self.options.num_poll_groups))
             checks.completions_accounted(reaped, t.target_completions())
-        wr, buf = t.wr_pool(), t.buf_pool()
-        checks.wr_pool_conserved(wr)
-        checks.pool_returned_at_quiescence(wr, buf, self.options.wr_pool_capacity,
-                                           self.options.num_shared_buffers)
+        judge_pools_at_rest(can, t.wr_pool() if self.desc.has("WR_POOL") else None,
+                            t.buf_pool() if self.desc.has("BUF_POOL") else None, (),
+                            self.options.wr_pool_capacity, self.options.num_shared_buffers)
         for _, models in self.subsystems:
             for ns in models:
                 got = t.read_namespace(ns.subsystem, ns.nsid, 0, ns.num_blocks * ns.block_size)
@@ -606,15 +652,20 @@ class Harness:
         self.target_events = t.progress
         report = t.destroy()
         self.alive = False
-        checks.destroy_report_exact(report, self.options.wr_pool_capacity,
-                                    self.options.num_shared_buffers)
+        judge_destroy_report(can, report, self.options.wr_pool_capacity,
+                             self.options.num_shared_buffers)
 
     def _stall_detail(self) -> str:
         parts = []
         for qp in self.existing_qpairs():
-            for r in self.t.requests(qp.handle):
-                parts.append(f"qpair {qp.handle} cid {r.cid} in {ReqState(r.state).name}")
-        for g in range(self.options.num_poll_groups):
+            if self.desc.has("REQUESTS"):   # evidence only: what each request waits in
+                for r in self.t.requests(qp.handle):
+                    parts.append(f"qpair {qp.handle} cid {r.cid} in "
+                                 f"{self.desc.state_name(r.state)}")
+            else:
+                parts.append(f"qpair {qp.handle}: {len(qp.outstanding)} capsule(s) "
+                             f"unanswered")
+        for g in range(self.options.num_poll_groups if self.desc.has("GROUP_STATS") else 0):
             st = self.t.group_stats(g)
             if st.pending_data_buffer:
                 parts.append(f"group {g} pending_data_buffer {st.pending_data_buffer}")
@@ -622,10 +673,51 @@ class Harness:
 
     def pool_row(self) -> dict[str, int]:
         """One row of the pool timeline attached to reports."""
+        row = {"step": self.steps}
         if not self.alive:
-            return {"step": self.steps}
-        wr, buf = self.t.wr_pool(), self.t.buf_pool()
-        return {"step": self.steps, "wr_ring": wr.ring_free, "wr_cached": wr.cached,
-                "wr_held": wr.held, "buf_ring": buf.ring_free, "buf_cached": buf.cached,
-                "buf_held": buf.held, "in_flight": self.in_flight()}
+            return row
+        if self.desc.has("WR_POOL"):
+            wr = self.t.wr_pool()
+            row.update(wr_ring=wr.ring_free, wr_cached=wr.cached)
+            if self.desc.has("WR_HELD"):
+                row["wr_held"] = wr.held
+        if self.desc.has("BUF_POOL"):
+            buf = self.t.buf_pool()
+            row.update(buf_ring=buf.ring_free, buf_cached=buf.cached)
+            if self.desc.has("WR_HELD"):
+                row["buf_held"] = buf.held
+        row["in_flight"] = self.in_flight()
+        return row
 
+
+# ------------------------------------------------------------------ shared by the drivers
+
+
+def _audit(can: judging.Scope) -> bool:
+    """The destroy report carries the target's own audit for a pool that is judged."""
+    return can("POOL-2", "report") or can("POOL-3", "buffers_report")
+
+
+def judge_pools_at_rest(can: judging.Scope, wr: PoolCounts | None, buf: PoolCounts | None,
+                        qpairs: Iterable[QpairInfo], expected_wrs: int,
+                        expected_bufs: int) -> None:
+    """POOL-1, POOL-2 and POOL-3 at a quiescent point (counts read there: None where the
+    target does not declare them), each part only where ``can`` allows it."""
+    if wr is not None and can("POOL-1", "conservation"):
+        checks.wr_pool_conserved(wr)
+    checks.buffers_and_slots_conserved(
+        buf if can("POOL-3", "buffers") else None,
+        qpairs if can("POOL-3", "slots") else (),
+        free_state=can.desc.free_state if can("POOL-3", "states") else None)
+    checks.pool_returned_at_quiescence(
+        wr if can("POOL-2", "returned") else None,
+        buf if can("POOL-3", "buffers_returned") else None,
+        expected_wrs, expected_bufs, held=can.desc.has("WR_HELD"))
+
+
+def judge_destroy_report(can: judging.Scope, report: DestroyReport, expected_wrs: int,
+                         expected_bufs: int) -> None:
+    """POOL-2 and POOL-3 after destroy, each part only where ``can`` allows it."""
+    checks.destroy_report_exact(
+        report, expected_wrs if can("POOL-2", "returned") else None,
+        expected_bufs if can("POOL-3", "buffers_returned") else None, audit=_audit(can))

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from conformance import profiles
+from conformance import judging, profiles
 from conformance.model import pattern
 from impl import (
     Capsule,
@@ -49,7 +49,7 @@ from impl import (
 )
 from impl import wire as W
 from impl.nvme import SGL_SUBTYPE_OFFSET, SGL_TYPE_DATA_BLOCK, ErrorCode
-from impl.target import HOST_ID, HOST_NQN, SUBSYSTEM_NQN
+from impl.target import HOST_ID, HOST_NQN, SUBSYSTEM_NQN, TargetDescription
 from strategies.malformed import CONNECTS, KINDS, SETUP, ErrContext, feasible_kinds
 from strategies.types import Namespace, TransportOptions
 from strategies.wire import MalformedCapsule, Region, WireLimits
@@ -58,6 +58,8 @@ from strategies.wire import MalformedCapsule, Region, WireLimits
 IDENTIFY_BYTES = 4096
 #: Drain bound per phase; every phase here is a handful of commands.
 DRAIN_ROUNDS = 200
+#: What the ERR-1 tests judge, the checks of the pools and liveness included.
+PROPERTIES = ("ERR-1", "POOL-1", "POOL-2", "POOL-3", "LIVE-1", "DATA-1", "CRASH-1")
 #: Get Features feature identifier: Number of Queues (NVMe Base 2.0 5.21.1.7).
 FID_NUMBER_OF_QUEUES = 0x07
 #: Identify Controller: NN, the number of namespaces (bytes 519:516).
@@ -82,10 +84,11 @@ class Placement:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Pools and every qpair, at a quiescent point."""
+    """Pools (None where the target does not declare them) and every qpair, at a quiescent
+    point."""
 
-    wr: PoolCounts
-    buf: PoolCounts
+    wr: PoolCounts | None
+    buf: PoolCounts | None
     qpairs: tuple[QpairInfo, ...]
 
 
@@ -126,6 +129,7 @@ class Outcome:
     drains: list[DrainResult] = field(default_factory=list)
     final: Snapshot | None = None
     report: DestroyReport | None = None
+    desc: TargetDescription | None = None    # what the target declares
 
     @property
     def kind(self) -> str:
@@ -198,6 +202,12 @@ class _Driver:
 
     def __init__(self, opts: TransportOptions, ns: Namespace, place: Placement, queue: str):
         self.t = t = Transport(target_options(opts))
+        self.desc = t.describe()
+        try:
+            judging.start(self.desc, PROPERTIES, t.options.defects)
+        except judging.CannotJudge:
+            t.destroy()
+            raise
         o = t.options
         self.ns = ns
         self.queue = queue
@@ -290,7 +300,8 @@ class _Driver:
     def snapshot(self) -> Snapshot:
         t = self.t
         infos = tuple(i for i in (t.qpair_info(q) for q in t.qpairs()) if i is not None)
-        return Snapshot(t.wr_pool(), t.buf_pool(), infos)
+        return Snapshot(t.wr_pool() if self.desc.has("WR_POOL") else None,
+                        t.buf_pool() if self.desc.has("BUF_POOL") else None, infos)
 
     def qpair_for(self, queue: str) -> int:
         return {"admin": self.admin, "io": self.io, "admin_unconnected": self.fresh,
@@ -393,6 +404,7 @@ def _finish(d: _Driver, ns: Namespace, out: _O) -> _O:
     """The end both drivers share: another qpair still serves a write+read round trip,
     then the final counters and the destroy report."""
     out.other_qpair = d.round_trip(d.other, 2 % ns.num_blocks, 2 * d.unit, 0x07E4)
+    out.desc = d.desc
     out.drains = list(d.drains)
     out.final = d.snapshot()
     out.report = d.t.destroy()
@@ -433,6 +445,7 @@ class CallOutcome:
     drains: list[DrainResult] = field(default_factory=list)
     final: Snapshot | None = None
     report: DestroyReport | None = None
+    desc: TargetDescription | None = None
 
 
 def run_call_order(opts: TransportOptions, ns: Namespace, kind: str,

@@ -35,7 +35,7 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from conformance import checks, profiles
+from conformance import checks, judging, profiles
 from conformance.malformed import NO_DATA, capsule_bytes, target_options
 from impl import ConnInfo, Response, Status, Transport, enable_capsule
 from impl import wire as W
@@ -48,6 +48,8 @@ _SCALE = "nightly" if profiles.active_profile() == "nightly" else "ci"
 #: Examples per kind: 10 under ci, a tenth of the profile otherwise (as ``test_err``).
 PER_KIND_EXAMPLES = 10 if profiles.active_profile() == "ci" else max(
     10, settings.default.max_examples // 10)
+#: What these tests judge.
+PROPERTIES = ("CONN-1", "CRASH-1")
 #: The read resources the rig's host offers unless a test draws them (RDMA CM's usual 16).
 HOST_IRD = HOST_ORD = 16
 #: The most a simverbs device takes (max_qp_rd_atom).
@@ -73,6 +75,11 @@ class _Host:
 
     def __init__(self, opts: TransportOptions):
         self.t = t = Transport(target_options(opts))
+        try:
+            judging.start(t.describe(), PROPERTIES, t.options.defects)
+        except judging.CannotJudge:
+            t.destroy()
+            raise
         self.opts = opts
         self.port = t.add_port()
         self.sub = t.add_subsystem()

@@ -21,13 +21,15 @@ go in :data:`KNOWN_TARGET_BUGS`: strict xfail per kind, left out of the mix.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from conformance import checks, profiles
+from conformance import checks, judging, profiles
+from conformance.harness import judge_destroy_report, judge_pools_at_rest
 from conformance.malformed import (
     CALL_ORDER_KINDS,
     CallOutcome,
@@ -116,10 +118,8 @@ def _run(data: st.DataObject, kind: str) -> Outcome:
 
 # ------------------------------------------------------------------------- verdicts
 
-def _whole(snap: Snapshot, wrs: int, bufs: int) -> None:
-    checks.wr_pool_conserved(snap.wr)
-    checks.buffers_and_slots_conserved(snap.buf, snap.qpairs)
-    checks.pool_returned_at_quiescence(snap.wr, snap.buf, wrs, bufs)
+def _whole(can: judging.Scope, snap: Snapshot, wrs: int, bufs: int) -> None:
+    judge_pools_at_rest(can, snap.wr, snap.buf, snap.qpairs, wrs, bufs)
 
 
 def _served(kind: str, follow_ups: list, drains: list) -> None:
@@ -136,20 +136,26 @@ def _served(kind: str, follow_ups: list, drains: list) -> None:
 
 
 def verify(out: Outcome) -> None:
+    assert out.desc is not None
+    can = judging.Scope(out.desc)
     checks.malformed_answered(out.kind, out.qpair, out.cid, out.responses, out.allowed,
-                              out.before, out.after, out.state_after)
+                              out.before, out.after, out.state_after,
+                              free_state=out.desc.free_state if can("ERR-1", "states") else None,
+                              receives=can("ERR-1", "released"))
     for d in out.drains:
         checks.no_stall(d, {}, f"(after {out.kind})")
-    _whole(out.released, out.expected_wrs, out.expected_bufs)
+    _whole(can, out.released, out.expected_wrs, out.expected_bufs)
     # keeps serving: the same qpair (its state is as it must be, so it is live) and another
     assert out.same_qpair and out.other_qpair, "the driver skipped the follow-up commands"
     _served(out.kind, out.same_qpair + out.other_qpair, out.drains)
     assert out.final is not None and out.report is not None
-    _whole(out.final, out.expected_wrs, out.expected_bufs)
-    checks.destroy_report_exact(out.report, out.expected_wrs, out.expected_bufs)
+    _whole(can, out.final, out.expected_wrs, out.expected_bufs)
+    judge_destroy_report(can, out.report, out.expected_wrs, out.expected_bufs)
 
 
 def verify_call(out: CallOutcome) -> None:
+    assert out.desc is not None
+    can = judging.Scope(out.desc)
     checks.call_refused(out.kind, out.error, out.code, out.mentions)
     for d in out.drains:
         checks.no_stall(d, {}, f"(after {out.kind})")
@@ -161,11 +167,11 @@ def verify_call(out: CallOutcome) -> None:
     for r in out.answered:
         checks.status_as_expected("ERR-1", out.qpair, r.cid, f"flush before {out.kind}", r.status,
                                   (Status.SUCCESS,))
-    _whole(out.released, out.expected_wrs, out.expected_bufs)
+    _whole(can, out.released, out.expected_wrs, out.expected_bufs)
     _served(out.kind, out.other_qpair, out.drains)
     assert out.final is not None and out.report is not None
-    _whole(out.final, out.expected_wrs, out.expected_bufs)
-    checks.destroy_report_exact(out.report, out.expected_wrs, out.expected_bufs)
+    _whole(can, out.final, out.expected_wrs, out.expected_bufs)
+    judge_destroy_report(can, out.report, out.expected_wrs, out.expected_bufs)
 
 
 # ---------------------------------------------------------------------------- tests
@@ -226,12 +232,12 @@ def test_every_kind_has_a_test_id() -> None:
 
 
 def _qpair_info():
-    """A real, idle, connected qpair's info to spoil by hand."""
+    """A real, idle, connected qpair's info to spoil by hand, and the target's description."""
     from conformance.malformed import _Driver
 
     d = _Driver(SMALL, Namespace(512, 64), Placement(), "io")
     try:
-        return d.t.qpair_info(d.io)
+        return d.t.qpair_info(d.io), d.desc
     finally:
         d.t.destroy()
 
@@ -244,30 +250,34 @@ def _violates(fn, *args) -> str:
 
 
 def test_malformed_answered_catches_hand_made_violations() -> None:
-    q = _qpair_info()
+    q, desc = _qpair_info()
+    if not desc.has("RECEIVES", "REQUESTS"):
+        pytest.skip(f"{desc.label} declares no RECEIVES and REQUESTS to spoil")
+    answered = functools.partial(checks.malformed_answered, free_state=desc.free_state,
+                                 receives=True)
     ok = Response(7, Status.INVALID_OPCODE, 0, 0, False)
     allowed = (Status.INVALID_OPCODE,)
-    checks.malformed_answered("k", q.id, 7, [ok], allowed, q, q)
-    msg = _violates(checks.malformed_answered, "io_invalid_opcode", q.id, 7,
+    answered("k", q.id, 7, [ok], allowed, q, q)
+    msg = _violates(answered, "io_invalid_opcode", q.id, 7,
                     [dataclasses.replace(ok, status=0)], allowed, q, q)
     assert "io_invalid_opcode" in msg and "0x0000" in msg and "0x0001" in msg
-    assert "no response" in _violates(checks.malformed_answered, "k", q.id, 7, [], allowed,
+    assert "no response" in _violates(answered, "k", q.id, 7, [], allowed,
                                       q, q)
-    _violates(checks.malformed_answered, "k", q.id, 7, [ok, ok], allowed, q, q)
-    _violates(checks.malformed_answered, "k", q.id, 7, [ok], allowed, q, None)
-    _violates(checks.malformed_answered, "k", q.id, 7, [ok], allowed, q,
+    _violates(answered, "k", q.id, 7, [ok, ok], allowed, q, q)
+    _violates(answered, "k", q.id, 7, [ok], allowed, q, None)
+    _violates(answered, "k", q.id, 7, [ok], allowed, q,
               dataclasses.replace(q, state=QpState.ERROR))
-    _violates(checks.malformed_answered, "k", q.id, 7, [ok], allowed, q,
+    _violates(answered, "k", q.id, 7, [ok], allowed, q,
               dataclasses.replace(q, slots_used=1, slots_free=q.slots_free - 1))
     assert "receive" in _violates(
-        checks.malformed_answered, "k", q.id, 7, [ok], allowed, q,
+        answered, "k", q.id, 7, [ok], allowed, q,
         dataclasses.replace(q, recv_posted=q.recv_posted - 1, recv_idle=1))
     # a kind that connects its queue must leave it active, and only such a kind may
     conn = dataclasses.replace(q, state=QpState.CONNECTING)
-    checks.malformed_answered("k", q.id, 7, [ok], allowed, conn, q, QpState.ACTIVE)
-    assert "expected ACTIVE" in _violates(checks.malformed_answered, "k", q.id, 7, [ok],
+    answered("k", q.id, 7, [ok], allowed, conn, q, QpState.ACTIVE)
+    assert "expected ACTIVE" in _violates(answered, "k", q.id, 7, [ok],
                                           allowed, conn, conn, QpState.ACTIVE)
-    _violates(checks.malformed_answered, "k", q.id, 7, [ok], allowed, conn, q)
+    _violates(answered, "k", q.id, 7, [ok], allowed, conn, q)
 
 
 def test_call_refused_catches_hand_made_violations() -> None:
