@@ -122,6 +122,17 @@ class Options:
             setattr(c, f.name, value)
         return c
 
+    def fitted(self, backend: Any = None) -> Options:
+        """These options moved into the space the target honours exactly as asked (the
+        nearest values; the built-in target keeps them all)."""
+        from impl import backends
+
+        b = backend if backend is not None else backends.default()
+        c = self._to_c(b.ffi)
+        if int(b.lib.nrt_opts_fit(c)) == 0:
+            return self
+        return Options(**{f.name: int(getattr(c, f.name)) for f in dataclasses.fields(Options)})
+
     @property
     def max_wrs_per_request(self) -> int:
         return int(lib.nrt_opts_max_wrs_per_request(self._to_c()))
@@ -745,8 +756,11 @@ class Transport:
         if depth < 1 or depth > self.options.max_queue_depth:
             raise TargetError(lib.NRT_EINVAL, f"qpair depth {depth}: must be 1..max_queue_depth "
                                               f"({self.options.max_queue_depth})")
+        # the host offers as many incoming RDMA READs as the options allow the target
+        # (the built-in target takes the smaller of the two; other targets only see this)
+        ird = max(1, min(255, self.options.max_read_depth or 16))
         conn = self.connect(port, group, qid=qid, hrqsize=max(2, depth),
-                            hsqsize=max(1, depth - 1))
+                            hsqsize=max(1, depth - 1), responder_resources=ird)
         info = self.conn_info(conn)
         if info.state != ConnInfo.ESTABLISHED or info.qpair < 0:
             raise TargetError(lib.NRT_ENETDOWN if info.state == ConnInfo.REJECTED

@@ -374,6 +374,10 @@ void nrt_opts_default(struct nrt_opts *opts);
 uint64_t nrt_opts_min_wr_pool(const struct nrt_opts *opts);
 uint64_t nrt_opts_min_buffers(const struct nrt_opts *opts);
 uint32_t nrt_opts_max_wrs_per_request(const struct nrt_opts *opts);
+/* Moves options into the space this target honours exactly as asked (the nearest values:
+ * a target that would silently adjust a value or refuse it gets one it keeps); returns the
+ * number of fields changed.  The built-in target changes nothing. */
+int nrt_opts_fit(struct nrt_opts *opts);
 /* 0 if the options would be accepted, else NRT_EINVAL with the reason in errbuf. */
 int nrt_opts_validate(const struct nrt_opts *opts, char *errbuf, size_t errlen);
 

