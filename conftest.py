@@ -2,8 +2,11 @@
 
 * ``--nrt-profile {ci,nightly,hardware}``: the Hypothesis settings profile (default ``ci``,
   or ``NRT_PROFILE``).
+* ``--nrt-target {builtin,spdk}`` and ``--nrt-spdk-src DIR``: the target under test (default
+  ``builtin``, or ``NRT_TARGET`` / ``NRT_SPDK_SRC``); the SPDK target is built from DIR.
 * ``--nrt-defects NAME[,NAME]``: build every target with these defect switches on (used by
-  the self-check to prove the gate still catches each historical bug).
+  the self-check to prove the gate still catches each historical bug); refused for a target
+  that does not declare the DEFECTS capability.
 * marker ``spec(*ids)``: the property IDs a test proves (registered by the reports plugin,
   which also labels tests for Allure and attaches reproducers).
 """
@@ -11,16 +14,25 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from impl.backends import TARGETS
+
 pytest_plugins = ["reports.pytest_plugin"]
+
+_DESCRIPTION = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nrt", "nvmf-rdma-conformance")
     group.addoption("--nrt-profile", default=None, choices=("ci", "nightly", "hardware"),
                     help="Hypothesis profile: ci (default; derandomized), nightly, hardware")
+    group.addoption("--nrt-target", default=None, choices=TARGETS,
+                    help="the target under test: builtin (default, or NRT_TARGET) or spdk")
+    group.addoption("--nrt-spdk-src", default=None, metavar="DIR",
+                    help="the SPDK source tree the spdk target is built from (NRT_SPDK_SRC)")
     group.addoption("--nrt-defects", default=None, metavar="NAME[,NAME]",
                     help="defect switches to build targets with (self-check only)")
 
@@ -29,17 +41,64 @@ def pytest_configure(config: pytest.Config) -> None:
     profile = config.getoption("--nrt-profile")
     if profile:
         os.environ["NRT_PROFILE"] = profile
+    target = config.getoption("--nrt-target")
+    if target:
+        os.environ["NRT_TARGET"] = target
+    src = config.getoption("--nrt-spdk-src")
+    if src:
+        os.environ["NRT_SPDK_SRC"] = str(Path(src).resolve())
     defects = config.getoption("--nrt-defects")
     if defects is not None:
         os.environ["NRT_DEFECTS"] = defects
     from conformance import profiles
 
     profiles.load()
-    profiles.defects_under_test()   # unknown switch names fail here, before any test
+    switches = profiles.defects_under_test()   # unknown switch names fail here, before any test
+    if switches or os.environ.get("NRT_TARGET") or os.environ.get("NRT_SPDK_SRC"):
+        # a target asked for by name must load, and must honour the switches asked of it
+        from conformance import judging
+
+        desc = _describe(config)
+        if isinstance(desc, str):
+            raise pytest.UsageError(desc)
+        refusal = judging.defects_refusal(desc, switches)  # type: ignore[arg-type]
+        if refusal:
+            raise pytest.UsageError(refusal)
+
+
+def _describe(config: pytest.Config) -> object:
+    """The selected target's description, or why it cannot be had (a string)."""
+    if _DESCRIPTION not in config.stash:
+        from conformance import judging
+        from impl.backends import BackendError
+        from impl.target import TargetError
+
+        try:
+            config.stash[_DESCRIPTION] = judging.describe_target()
+        except (BackendError, TargetError) as exc:
+            config.stash[_DESCRIPTION] = (
+                f"target {os.environ.get('NRT_TARGET') or 'builtin'!r} cannot be loaded: {exc}")
+    return config.stash[_DESCRIPTION]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"nrt profile: {os.environ.get('NRT_PROFILE', 'ci')}"]
+    from impl import backends
+
+    name = os.environ.get("NRT_TARGET") or "builtin"
+    desc = _describe(config)
+    where = f", SPDK tree {os.environ['NRT_SPDK_SRC']}" if name == "spdk" and os.environ.get(
+        "NRT_SPDK_SRC") else ""
+    if isinstance(desc, str):
+        lines.append(f"nrt target: {name}{where} ({desc})")
+    else:
+        try:
+            commit = backends.default().commit
+        except backends.BackendError:
+            commit = None
+        label = desc.label  # type: ignore[attr-defined]
+        lines.append(f"nrt target: {label}{where}"
+                     + (f" (commit {commit[:12]})" if commit else ""))
     if os.environ.get("NRT_DEFECTS"):
         lines.append(f"nrt defect switches ON: {os.environ['NRT_DEFECTS']}")
     return lines

@@ -6,6 +6,10 @@ Environment variables read:
   GITHUB_ACTIONS   "true" on GitHub Actions (executor type "github", with a build URL)
   NRT_BUILD_NAME   build name shown by Allure; defaults to the GitHub workflow and run number
   NRT_BUILD_URL    link to the build; defaults to the GitHub run URL on GitHub Actions
+
+The plugin adds what the run judged: ``target`` (the target description's name and version,
+``target.name``, ``target.version``) and ``judged.<ID>`` per property: ``white-box: why``,
+``black-box: why`` or ``not judged: why`` (:mod:`conformance.judging`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,18 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+#: What the environment names when no target description was seen in the run.
 TARGET = "built-in nrt target"
 EXECUTOR_NAME = "nvmf-rdma-conformance"
+#: Prefix of the per-property keys saying how each property was judged.
+JUDGED_PREFIX = "judged."
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -88,6 +96,52 @@ def _escape(text: str, is_key: bool) -> str:
 
 def render_properties(env: Mapping[str, str]) -> str:
     return "".join(f"{_escape(k, True)}={_escape(v, False)}\n" for k, v in env.items())
+
+
+_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), m.group(1)), text)
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """What :func:`render_properties` wrote, read back (one ``key=value`` per line)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line or line.startswith(("#", "!")):
+            continue
+        m = re.match(r"((?:[^\\=:]|\\.)*)[=:](.*)", line)
+        if m:
+            out[_unescape(m.group(1))] = _unescape(m.group(2))
+    return out
+
+
+def read_environment(results_dir: str | Path) -> dict[str, str]:
+    """environment.properties of ``results_dir``; empty if there is none."""
+    path = Path(results_dir) / "environment.properties"
+    try:
+        return parse_properties(path.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+
+
+def judged_entries(judgements: Mapping[str, Mapping[str, str]],
+                   properties: Iterable[str]) -> dict[str, str]:
+    """The ``target`` and ``judged.<ID>`` entries for ``judgements`` (property -> a
+    :meth:`conformance.judging.Judgement.as_dict`), every one of ``properties`` named: one
+    no test judged says so."""
+    out: dict[str, str] = {}
+    seen = next(iter(judgements.values()), None)
+    if seen is not None:
+        out["target"] = f"{seen['target']} {seen['version']}".strip()
+        out["target.name"] = seen["target"]
+        out["target.version"] = seen["version"]
+    for prop in properties:
+        j = judgements.get(prop)
+        out[JUDGED_PREFIX + prop] = (f"{j['mode']}: {j['why']}" if j else
+                                     "not judged: no test of this run judged it")
+    return out
 
 
 def write_environment(

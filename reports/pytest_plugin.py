@@ -11,6 +11,9 @@ Load it from the root conftest (``pytest_plugins = ["reports.pytest_plugin"]``) 
   ``--allure-stories POOL-2`` select by property and the results under ``--alluredir`` carry them.
 - Text registered through ``reports.attach`` is filed as Allure attachments when the test fails
   (figures always); the reproducer is also shown in pytest's own failure report.
+- How each property was judged for the target (``conformance.judging``: white-box,
+  black-box or not judged, and why) travels with the test reports (xdist workers included)
+  and goes into environment.properties (``target``, ``judged.<ID>``).
 - With ``--alluredir``, environment.properties, categories.json and executor.json are written
   into the results directory when the session ends (by the xdist controller only).
 """
@@ -18,19 +21,33 @@ Load it from the root conftest (``pytest_plugins = ["reports.pytest_plugin"]``) 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance import judging
 from reports import attach, spec
 from reports.categories import write_categories
-from reports.environment import write_environment, write_executor
+from reports.environment import judged_entries, write_environment, write_executor
 from reports.labels import labels_for
 
 MARKER = "spec"
+#: The user property a test report carries the judgements recorded while it ran under.
+JUDGED_PROPERTY = "nrt-judged"
 _FAILED = pytest.StashKey[bool]()
+
+#: Judgements recorded in this process that no test report has carried yet.
+_unreported: list[dict[str, str]] = []
+#: Property -> how it was judged, from every report this process has seen (in the xdist
+#: controller: the workers' reports too).
+_seen: dict[str, dict[str, str]] = {}
+
+
+def _on_judged(j: judging.Judgement) -> None:
+    _unreported.append(j.as_dict())
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,6 +55,26 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}(*ids): the property IDs (reports.spec, e.g. POOL-2) this test proves",
     )
+    _seen.clear()
+    if _on_judged not in judging.JUDGED_HOOKS:
+        judging.JUDGED_HOOKS.append(_on_judged)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _on_judged in judging.JUDGED_HOOKS:
+        judging.JUDGED_HOOKS.remove(_on_judged)
+
+
+def judged() -> dict[str, dict[str, str]]:
+    """Property -> how it was judged (a ``Judgement.as_dict()``), as reported so far."""
+    return dict(_seen)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == JUDGED_PROPERTY:
+            for j in json.loads(value):
+                _seen[j["property"]] = j
 
 
 def spec_ids(item: pytest.Item) -> list[object]:
@@ -127,6 +164,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
+    if _unreported:
+        report.user_properties.append((JUDGED_PROPERTY, json.dumps(_unreported)))
+        _unreported.clear()
     if report.failed:
         item.stash[_FAILED] = True
         repro = next((p for p in attach.pending() if p.name == attach.REPRODUCER), None)
@@ -158,6 +198,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     extra: dict[str, object] = {
         "pytest": pytest.__version__,
         "allure-pytest": _version("allure-pytest"),
+        **judged_entries(_seen, judging.PROPERTIES),
     }
     workers = getattr(config.option, "numprocesses", None)
     if workers:

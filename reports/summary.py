@@ -8,8 +8,12 @@ verdict, durations, the failing tests with the first line of their message, and 
 figures found in attachments named ``stress-figures.json``.
 
 Verdicts: a property PASSes only with at least one passed test and none failed or broken; FAIL
-if any of its tests failed or broke; NOT PROVEN otherwise (no tests, or all skipped). Overall:
-FAIL if any test failed or broke; INCOMPLETE if some catalogue property is not PASS; else PASS.
+if any of its tests failed or broke; NOT JUDGED if the run's environment.properties says the
+target declares nothing it could be judged by (``judged.<ID>``, written by the reports plugin);
+NOT PROVEN otherwise (no tests, or all skipped). Overall: FAIL if any test failed or broke;
+INCOMPLETE if some catalogue property is not PASS; else PASS.  The table says per property how
+it was judged for the target (white-box, black-box, not judged, and why), and the page names
+the target.
 
 Exit status: 0 when the summary was written (with --check: only if the overall verdict is PASS),
 1 for --check with another verdict, 2 when the results directory is missing or holds no results.
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reports.environment import JUDGED_PREFIX, read_environment
 from reports.spec import BY_ID, CATALOGUE
 
 STATUSES = ("passed", "failed", "broken", "skipped")
@@ -116,14 +121,23 @@ class Summary:
     verdicts: dict[str, str]
     overall: str
     results: list[Result]
+    judged: dict[str, str] = field(default_factory=dict)   # property -> "mode: why"
+    target: str | None = None
 
 
-def summarise(results: Sequence[Result]) -> Summary:
+def summarise(results: Sequence[Result], environment: dict[str, str] | None = None) -> Summary:
+    """Verdicts from the results; ``environment`` (environment.properties) adds the target
+    and how each property was judged."""
+    env = environment or {}
+    judged = {k[len(JUDGED_PREFIX):]: v for k, v in env.items() if k.startswith(JUDGED_PREFIX)}
     per_property: dict[str, Counter[str]] = {p.id: Counter() for p in CATALOGUE}
     for result in results:
         for story in result.stories or [NO_PROPERTY]:
             per_property.setdefault(story, Counter())[result.status] += 1
     verdicts = {pid: property_verdict(c) for pid, c in per_property.items()}
+    for pid, how in judged.items():
+        if how.startswith("not judged") and verdicts.get(pid) != "FAIL" and pid in verdicts:
+            verdicts[pid] = "NOT JUDGED"   # passing tests prove nothing the target hid
     if NO_PROPERTY in verdicts and verdicts[NO_PROPERTY] == "NOT PROVEN":
         verdicts[NO_PROPERTY] = "-"  # unlabelled skips prove nothing and block nothing
     if any(v == "FAIL" for v in verdicts.values()):
@@ -132,7 +146,8 @@ def summarise(results: Sequence[Result]) -> Summary:
         overall = "INCOMPLETE"
     else:
         overall = "PASS"
-    return Summary(per_property, verdicts, overall, list(results))
+    return Summary(per_property, verdicts, overall, list(results), judged,
+                   env.get("target"))
 
 
 def _seconds(ms: int) -> str:
@@ -185,14 +200,21 @@ def render(summary: Summary, results_dir: Path) -> str:
     )
     out.append(f"Duration: {_seconds(wall)} wall clock, {_seconds(busy)} summed over tests.")
     out.append(f"Results: `{results_dir}`")
+    if summary.target:
+        out.append(f"Target: {summary.target}")
     out += ["", "## Properties", ""]
-    out.append("| property | statement | passed | failed | broken | skipped | verdict |")
-    out.append("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    out.append("| property | statement | passed | failed | broken | skipped | verdict | judged |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | --- | --- |")
     for pid, counts in summary.per_property.items():
         known = BY_ID.get(pid)
         statement = known.statement if known else "not in the catalogue"
-        cells = [pid, statement, *(str(counts[s]) for s in STATUSES), summary.verdicts[pid]]
+        cells = [pid, statement, *(str(counts[s]) for s in STATUSES), summary.verdicts[pid],
+                 summary.judged.get(pid, "-")]
         out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    others = {p: how for p, how in summary.judged.items() if p not in summary.per_property}
+    if others:
+        out += ["", "Judged outside the catalogue: "
+                + "; ".join(f"{p}: {how}" for p, how in others.items())]
 
     failing = [r for r in results if r.status not in ("passed", "skipped")]
     out += ["", "## Failing tests", ""]
@@ -226,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResultsError as exc:
         print(f"reports.summary: error: {exc}", file=sys.stderr)
         return 2
-    summary = summarise(results)
+    summary = summarise(results, read_environment(args.results))
     text = render(summary, args.results)
     sys.stdout.write(text)
     if args.out:

@@ -300,8 +300,8 @@ def test_summary_markdown_and_out_file(
     text = capsys.readouterr().out
     assert out.read_text() == text
     assert "**Overall verdict: FAIL**" in text
-    assert re.search(r"^\| LIVE-1 \|.*\| 0 \| 1 \| 0 \| 0 \| FAIL \|$", text, re.MULTILINE)
-    assert re.search(r"^\| POOL-2 \|.*\| 2 \| 0 \| 0 \| 0 \| PASS \|$", text, re.MULTILINE)
+    assert re.search(r"^\| LIVE-1 \|.*\| 0 \| 1 \| 0 \| 0 \| FAIL \| - \|$", text, re.MULTILINE)
+    assert re.search(r"^\| POOL-2 \|.*\| 2 \| 0 \| 0 \| 0 \| PASS \| - \|$", text, re.MULTILINE)
     assert "AssertionError: LIVE-1: stall on qpair 3" in text
     assert "second line not shown" not in text
     assert "Duration: 8.0 s wall clock" in text
@@ -523,3 +523,76 @@ def test_empty_spec_marker_is_a_collection_error(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("-p", "reports.pytest_plugin")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*needs at least one property ID*"])
+
+
+# --- how each property was judged, for which target -------------------------------------------
+
+JUDGING_TESTS = """
+from types import MappingProxyType
+
+import pytest
+
+from conformance import judging
+from impl.target import TargetDescription
+
+DESC = TargetDescription("sample", "v1.2", frozenset({"REQUESTS", "TRANSITIONS"}), 2, 0,
+                         ("IDLE", "BUSY"), MappingProxyType({0: 0, 1: 0}),
+                         frozenset({(0, 1), (1, 0)}))
+
+@pytest.mark.spec("SM-1")
+def test_judges_sm1():
+    judging.record(("SM-1", "POOL-1", "CQE-1"), DESC)
+
+@pytest.mark.spec("SM-1")
+def test_judges_again():
+    judging.record(("SM-1",), DESC)
+"""
+
+
+def test_judged_entries_name_the_target_and_every_property() -> None:
+    j = {"SM-1": {"property": "SM-1", "mode": "white-box", "why": "declares it",
+                  "target": "spdk", "version": "abc"}}
+    env = environment.judged_entries(j, ("SM-1", "POOL-1"))
+    assert env["target"] == "spdk abc" and env["target.version"] == "abc"
+    assert env["judged.SM-1"] == "white-box: declares it"
+    assert env["judged.POOL-1"].startswith("not judged: no test")
+
+
+def test_environment_properties_read_back(tmp_path: Path) -> None:
+    table = {"a key": "x=1\ny", "judged.SM-1": "white-box: a: b # c\\d", "t": " lead"}
+    path = environment.write_environment(tmp_path, table)
+    assert {k: environment.read_environment(tmp_path)[k] for k in table} == table
+    assert environment.parse_properties(path.read_text())["a key"] == "x=1\ny"
+    assert environment.read_environment(tmp_path / "missing") == {}
+
+
+def test_summary_says_how_each_property_was_judged(results_dir: Path) -> None:
+    env = {"target": "spdk abc", "judged.POOL-2": "not judged: no WR_POOL",
+           "judged.LIVE-1": "black-box: host view", "judged.CRASH-1": "black-box: runner"}
+    environment.write_environment(results_dir, env)
+    s = summary.summarise(summary.load_results(results_dir),
+                          environment.read_environment(results_dir))
+    assert s.verdicts["POOL-2"] == "NOT JUDGED"   # its passing tests judged nothing
+    assert s.verdicts["LIVE-1"] == "FAIL"         # a failure stays a failure
+    text = summary.render(s, results_dir)
+    assert "Target: spdk abc" in text
+    assert re.search(r"^\| POOL-2 \|.*\| NOT JUDGED \| not judged: no WR_POOL \|$", text,
+                     re.MULTILINE)
+    assert "Judged outside the catalogue: CRASH-1: black-box: runner" in text
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "xdist"])
+def test_plugin_writes_how_each_property_was_judged(plugin_env: pytest.Pytester,
+                                                    workers: list[str]) -> None:
+    if workers:
+        pytest.importorskip("xdist")
+    (plugin_env.path / "conformance" / "test_judged.py").write_text(JUDGING_TESTS)
+    result = plugin_env.runpytest_subprocess("-p", "reports.pytest_plugin", "--alluredir=res",
+                                             "conformance/test_judged.py", *workers)
+    result.assert_outcomes(passed=2)
+    props = _properties(plugin_env.path / "res" / "environment.properties")
+    assert props["target"] == "sample v1.2"
+    assert props["judged.SM-1"].startswith("white-box\\: partly")
+    assert props["judged.POOL-1"].startswith("not judged\\: the target declares no WR_HELD")
+    assert props["judged.CQE-1"].startswith("black-box\\: judged from what the host")
+    assert props["judged.DATA-1"] == "not judged\\: no test of this run judged it"
