@@ -3,9 +3,9 @@
 Every target is a shared object exporting the same C contract (``impl/csrc/nrt.h``: the
 transport calls, the target description and the rig):
 the built-in target is the compiled ``impl._nrt`` module; the SPDK target is a library the
-adapter's build (:mod:`impl.spdk.build`) compiles from a user's SPDK tree, opened with an
-ABI-mode ffi over the same declarations.  The facade creates structs with the backend's
-``ffi``.
+adapter's build (:mod:`impl.spdk.build`) compiles from a user's SPDK tree, its functions
+looked up in it and typed by the same ``ffi`` (:class:`impl.isolation.SharedObjectLib`).
+With isolation on, each transport runs in a forked child (:class:`impl.isolation.IsolatedLib`).
 
 Selection, in order: an explicit :func:`load` call; ``NRT_TARGET`` (``builtin`` or
 ``spdk``) with ``NRT_SPDK_SRC`` naming the SPDK tree (the pytest options ``--nrt-target``
@@ -39,17 +39,27 @@ class Backend:
     source: str | None = None          # the SPDK tree, for the SPDK target
     commit: str | None = None          # what code is under test
     library: str | None = None         # the shared object opened
+    isolate: bool = False              # each transport in a forked child (CRASH-1)
 
 
-_loaded: dict[tuple[str, str | None], Backend] = {}
+_loaded: dict[tuple[str, str | None, bool], Backend] = {}
 
 
 def builtin() -> Backend:
     return Backend("builtin", _builtin_lib, commit=_project_commit())
 
 
-def load(target: str = "builtin", spdk_src: str | os.PathLike[str] | None = None) -> Backend:
-    """The target named, built if needed (the SPDK build is cached by the tree's content)."""
+def load(target: str = "builtin", spdk_src: str | os.PathLike[str] | None = None,
+         isolate: bool | None = None) -> Backend:
+    """The target named, built if needed (the SPDK build is cached by the tree's content).
+
+    ``isolate``: run each transport in a forked child, so that a crash, an assertion, a
+    sanitizer report or a hang of the target is a finding (CRASH-1) instead of the end of
+    the run.  Default: ``NRT_ISOLATE`` if set, else on for targets the suite did not write
+    (SPDK's) and off for the built-in one."""
+    if isolate is None:
+        env = os.environ.get("NRT_ISOLATE", "")
+        isolate = env not in ("", "0") if env else target != "builtin"
     if target not in TARGETS:
         raise BackendError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
     src = None
@@ -58,11 +68,13 @@ def load(target: str = "builtin", spdk_src: str | os.PathLike[str] | None = None
             raise BackendError("the spdk target needs an SPDK source tree: --nrt-spdk-src DIR "
                                "or NRT_SPDK_SRC=DIR")
         src = str(Path(spdk_src).resolve())
-    key = (target, src)
+    key = (target, src, isolate)
     if key in _loaded:
         return _loaded[key]
     if target == "builtin":
         backend = builtin()
+        if isolate:
+            backend = Backend("builtin", backend.lib, commit=backend.commit, isolate=True)
     else:
         from impl.spdk import build
 
@@ -71,23 +83,12 @@ def load(target: str = "builtin", spdk_src: str | os.PathLike[str] | None = None
             so = build.build(src)
         except build.BuildError as exc:
             raise BackendError(str(exc)) from exc
-        abi = abi_ffi()
-        backend = Backend("spdk", abi.dlopen(str(so)), abi, source=src,
-                          commit=build.tree_commit(src), library=str(so))
+        from impl.isolation import SharedObjectLib
+
+        backend = Backend("spdk", SharedObjectLib(str(so)), source=src,
+                          commit=build.tree_commit(src), library=str(so), isolate=isolate)
     _loaded[key] = backend
     return backend
-
-
-def abi_ffi() -> Any:
-    """An ABI-mode ffi over the same declarations, for a target library opened by path (the
-    compiled module's own ffi would bind its functions, not the library's)."""
-    import cffi
-
-    from impl._build import read_cdef
-
-    abi = cffi.FFI()
-    abi.cdef(read_cdef())
-    return abi
 
 
 def default() -> Backend:

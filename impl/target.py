@@ -16,6 +16,7 @@ target qpair it is connected to.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -42,6 +43,8 @@ HOST_NQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-4000-8000-6e7274686f73
 HOST_ID = bytes.fromhex("000000000000400080006e7274686f73")
 
 _ERRLEN = 256
+#: Seconds one call into an isolated target may take before it counts as a hang.
+WATCHDOG_S = float(os.environ.get("NRT_WATCHDOG_S", "30"))
 
 
 class TargetError(Exception):
@@ -583,14 +586,22 @@ class Transport:
         from impl import backends
 
         self.backend = backend if backend is not None else backends.default()
-        self._lib = self.backend.lib
         self._ffi = self.backend.ffi
+        self._child: Any = None
+        if self.backend.isolate:
+            # a child of its own per transport: a crash ends this transport only
+            from impl.isolation import IsolatedLib
+
+            self._child = IsolatedLib(self.backend.library, watchdog_s=WATCHDOG_S)
+        self._lib = self._child if self._child is not None else self.backend.lib
         self.options = Options.from_any(opts, **overrides)
         err = self._ffi.new("char[]", _ERRLEN)
         handle = self._lib.nrt_rig_create(self.options._to_c(self._ffi), err, _ERRLEN)
         if handle == self._ffi.NULL:
+            self._close_child()
             raise OptionsRefused(lib.NRT_EINVAL, self._ffi.string(err).decode())
         self._t = handle
+        self._tp = self._lib.nrt_rig_transport(handle)   # fixed for the rig's life
         self._resp = self._ffi.new("struct nrt_response[]", 256)
         self._info = self._ffi.new("struct nrt_qpair_info *")
         self._pool = self._ffi.new("struct nrt_pool_counts *")
@@ -615,7 +626,8 @@ class Transport:
 
     @property
     def _target(self) -> Any:
-        return self._lib.nrt_rig_transport(self._handle())
+        self._handle()
+        return self._tp
 
     def __enter__(self) -> Transport:
         return self
@@ -627,8 +639,13 @@ class Transport:
     def __del__(self) -> None:
         # at interpreter exit the module globals may already be gone: nothing to free then
         if getattr(self, "_t", None) is not None and getattr(self, "_lib", None) is not None:
-            self._lib.nrt_rig_destroy(self._t, self._ffi.NULL)
+            try:
+                self._lib.nrt_rig_destroy(self._t, self._ffi.NULL)
+            except Exception:
+                pass   # an isolated target that already died has nothing left to free
             self._t = None
+        if getattr(self, "_child", None) is not None:
+            self._close_child()
 
     @property
     def alive(self) -> bool:
@@ -644,10 +661,18 @@ class Transport:
     def destroy(self) -> DestroyReport:
         """Abrupt destroy with IO in any state; returns the target's own pool report."""
         rep = self._ffi.new("struct nrt_destroy_report *")
-        self._lib.nrt_rig_destroy(self._handle(), rep)
-        self._t = None
+        try:
+            self._lib.nrt_rig_destroy(self._handle(), rep)
+        finally:
+            self._t = None
+            self._close_child()
         self.report = _struct(DestroyReport, rep)
         return self.report
+
+    def _close_child(self) -> None:
+        if self._child is not None:
+            self._child.close()
+            self._child = None
 
     # -- topology -------------------------------------------------------------------
     def add_port(self) -> int:

@@ -52,6 +52,7 @@ SPDK_LOG_REGISTER_COMPONENT(nvmf)
 
 #define HANDLE_SLOTS 4096         /* qpair handle = generation x HANDLE_SLOTS + slot, so that a
                                      reused slot never answers for a destroyed qpair */
+#define SHUTDOWN_ROUNDS 1000      /* poll rounds a shutdown may take to drain its qpairs */
 #define CORE_LOG_LINES 64
 #define CORE_LINE_LEN 256
 #define MAP_EMPTY ((uintptr_t)0)
@@ -543,6 +544,7 @@ void spdk_nvmf_tgt_new_qpair(struct spdk_nvmf_tgt *tgt, struct spdk_nvmf_qpair *
 /* ---- the core: requests ------------------------------------------------------------------- */
 
 static void core_request_done(struct nrt_transport *t, struct core_cmd *c);
+static uint32_t core_used(struct core_qpair *cq);
 
 static void core_io_complete(void *ctx, struct nvmf_emu_cmd *cmd)
 {
@@ -927,7 +929,11 @@ struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *er
 
     struct spdk_iobuf_opts io;
     memset(&io, 0, sizeof(io));
+#if HAVE_IOBUF_GET_OPTS_SIZE
+    spdk_iobuf_get_opts(&io, sizeof(io));
+#else
     spdk_iobuf_get_opts(&io);
+#endif
     io.small_pool_count = o.num_shared_buffers;
     io.large_pool_count = o.num_shared_buffers;
     io.small_bufsize = o.io_unit_size;
@@ -1005,14 +1011,44 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
         return NRT_EINVAL;
     struct nrt_destroy_report r;
     memset(&r, 0, sizeof(r));
-    /* Abrupt, as a target shutting down with IO in any state: block IO still queued is
-     * dropped, then each poll group is destroyed with its qpairs (rdma.c forces every
-     * request through COMPLETED), then the transport, which audits its data-WR pool. */
-    for (uint32_t i = 0; i < t->ncmds; i++)
-        if (t->cmds[i].req) {
-            nvmf_emu_cancel(t->emu, &t->cmds[i].cmd);
-            r.requests_released++;
+    /* A target shutting down with IO in any state, in nvmf.c's order: every qpair is
+     * disconnected and drained (its block IO completes, rdma.c reaps its flushes and forces
+     * the rest of its requests through COMPLETED) before the poll groups go; then the
+     * transport, which audits its data-WR pool.  rdma.c asserts that a destroyed qpair has
+     * no request left, so the poll groups are destroyed only once their qpairs are gone. */
+    for (uint32_t i = 0; i < t->o.max_qpairs; i++)
+        if (t->qpairs[i] && !t->qpairs[i]->disconnecting) {
+            r.requests_released += core_used(t->qpairs[i]);
+            core_disconnect(t->qpairs[i]->qp);   /* may free the record at once */
         }
+    uint32_t live = 0, rounds = 0;
+    for (; rounds < SHUTDOWN_ROUNDS; rounds++) {
+        live = 0;
+        for (uint32_t i = 0; i < t->o.max_qpairs; i++)
+            live += t->qpairs[i] != NULL;
+        if (!live)
+            break;
+        while (nvmf_emu_bdev_pending(t->emu))
+            nvmf_emu_bdev_complete(t->emu, 0, 0);
+        nvmf_rdma_accept(t->transport);
+        for (uint32_t g = 0; g < t->o.num_poll_groups; g++)
+            nvmf_transport_poll_group_poll(t->groups[g].tg);
+        core_drain_thread(t);
+    }
+    if (live) {
+        /* SPDK did not finish: its objects are left as they are (destroying them would
+         * trip its own assertions); the report says so */
+        snprintf(r.message, sizeof(r.message),
+                 "SPDK did not finish tearing down %u qpair(s) in %u poll rounds", live, rounds);
+        r.wr_expected = t->wr_capacity;
+        r.wr_returned = t->rt->data_wr_pool ? spdk_mempool_count(t->rt->data_wr_pool) : 0;
+        r.buf_expected = t->o.num_shared_buffers;
+        r.buf_returned = g_iobuf.small_pool_count;
+        g_core = NULL;
+        if (rep)
+            *rep = r;
+        return 0;
+    }
     for (uint32_t i = 0; i < t->o.num_poll_groups; i++) {
         if (t->groups[i].tg)
             nvmf_transport_poll_group_destroy(t->groups[i].tg);
@@ -1214,6 +1250,18 @@ static bool req_of_qpair(struct core_qpair *cq, struct spdk_nvmf_rdma_request *r
     return rr->state != RDMA_REQUEST_STATE_FREE && rr->req.qpair == cq->qp;
 }
 
+/* Requests of the qpair not in FREE, counted from the request objects (later trees keep no
+ * counter of them). */
+static uint32_t core_used(struct core_qpair *cq)
+{
+    struct spdk_nvmf_rdma_qpair *rq = rq_of(cq);
+    struct spdk_nvmf_rdma_resources *res = res_of(cq);
+    uint32_t n = 0;
+    for (uint32_t i = 0; res && i < rq->max_queue_depth; i++)
+        n += req_of_qpair(cq, &res->reqs[i]);
+    return n;
+}
+
 int nrt_qpair_info(struct nrt_transport *t, int qpair, struct nrt_qpair_info *out)
 {
     struct core_qpair *cq = core_qpair_at(t, qpair);
@@ -1238,8 +1286,8 @@ int nrt_qpair_info(struct nrt_transport *t, int qpair, struct nrt_qpair_info *ou
     out->max_send_depth = rq->max_send_depth;
     out->cur_read_depth = rq->current_read_depth;
     out->cur_send_depth = rq->current_send_depth;
-    out->slots_used = rq->qd;
-    out->slots_free = rq->max_queue_depth > rq->qd ? rq->max_queue_depth - rq->qd : 0;
+    out->slots_used = core_used(cq);
+    out->slots_free = rq->max_queue_depth > out->slots_used ? rq->max_queue_depth - out->slots_used : 0;
     out->pending_read = stailq_len_rdma(STAILQ_FIRST(&rq->pending_rdma_read_queue));
     out->pending_write = stailq_len_rdma(STAILQ_FIRST(&rq->pending_rdma_write_queue));
     out->pending_send = stailq_len_rdma(STAILQ_FIRST(&rq->pending_rdma_send_queue));
@@ -1312,7 +1360,7 @@ int nrt_transport_busy(struct nrt_transport *t)
         if (cq->disconnecting || cq->fini_started)
             return 1;          /* teardown still to finish */
         struct spdk_nvmf_rdma_qpair *rq = rq_of(cq);
-        if (rq->qd || !STAILQ_EMPTY(&rq->pending_rdma_read_queue) ||
+        if (core_used(cq) || !STAILQ_EMPTY(&rq->pending_rdma_read_queue) ||
             !STAILQ_EMPTY(&rq->pending_rdma_write_queue) ||
             !STAILQ_EMPTY(&rq->pending_rdma_send_queue))
             return 1;

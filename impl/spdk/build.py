@@ -139,6 +139,9 @@ PROBES: tuple[Probe, ...] = (
           "size_t x = offsetof(struct spdk_iobuf_channel, cache);"),
     Probe("HAVE_IOBUF_OPTS_SIZE", ("spdk/stdinc.h", "spdk/thread.h"),
           "size_t x = offsetof(struct spdk_iobuf_opts, opts_size);"),
+    # spdk_iobuf_get_opts takes the caller's struct size
+    Probe("HAVE_IOBUF_GET_OPTS_SIZE", ("spdk/stdinc.h", "spdk/thread.h"),
+          "void (*f)(struct spdk_iobuf_opts *, size_t) = spdk_iobuf_get_opts; (void)f;"),
     # v25.01+: each transport poll group registers its own poller
     Probe("HAVE_TGROUP_POLLER", _NVMF,
           "size_t x = offsetof(struct spdk_nvmf_transport_poll_group, poller);"),
@@ -250,7 +253,10 @@ def _run(cmd: list[str], what: str) -> None:
 def run_probes(tree: Tree, gen: Path, cc: str = "gcc") -> dict[str, bool]:
     """Compile each probe (syntax only); True where the tree has the feature."""
     flags = [f"-I{gen}", *tree.includes, "-std=gnu11", "-D_GNU_SOURCE", "-DDEBUG",
-             "-DSPDK_UNIT_TEST=1", "-fsyntax-only", "-w"]
+             "-DSPDK_UNIT_TEST=1", "-fsyntax-only",
+             # a probe of a signature must fail on a mismatch, not warn
+             "-Werror=incompatible-pointer-types", "-Werror=implicit-function-declaration",
+             "-Werror=int-conversion"]
 
     def one(p: Probe) -> tuple[str, bool]:
         with tempfile.NamedTemporaryFile("w", suffix=".c", dir=gen, delete=False) as f:
