@@ -47,6 +47,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from impl import Opcode, Options, Status, Transport, Workload, connect_capsule, enable_capsule
 
@@ -119,9 +120,12 @@ def bench_options(qd: int = 32, io_unit: int = 8 * KIB) -> Options:
 class Rig:
     """A transport with one namespace, one host region and a connected IO qpair."""
 
-    def __init__(self, qd: int, io_unit: int):
+    def __init__(self, qd: int, io_unit: int, backend: Any = None):
         self.qd = qd
-        self.t = Transport(bench_options(qd, io_unit))
+        opts = bench_options(qd, io_unit)
+        if backend is not None:
+            opts = opts.fitted(backend)   # e.g. SPDK: at most 16 io units per IO
+        self.t = Transport(opts, backend=backend)
         t = self.t
         span = qd * MIB
         port, sub = t.add_port(), t.add_subsystem()
@@ -175,13 +179,17 @@ def ios_for(spec: Spec, ios_4k: int, qd: int) -> int:
 
 
 def run(ios: int = 200_000, repeat: int = 5, qd: int = 32, io_unit: int = 8 * KIB,
-        workloads: Sequence[Spec] = WORKLOADS, progress: bool = True) -> list[Result]:
+        workloads: Sequence[Spec] = WORKLOADS, progress: bool = True,
+        backend: Any = None) -> list[Result]:
     def say(msg: str) -> None:
         if progress:
             print(f"bench: {msg}", file=sys.stderr, flush=True)
 
     say(f"setting up (qd {qd}, io_unit_size {io_unit}, {qd} MiB namespace and host region)")
-    rig = Rig(qd, io_unit)
+    rig = Rig(qd, io_unit, backend)
+    if backend is not None:
+        say(f"target {backend.name} ({backend.commit}): io_unit_size "
+            f"{rig.t.options.io_unit_size}")
     results = []
     try:
         for spec in workloads:
@@ -238,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     p.add_argument("--qd", type=int, default=32, help="queue depth (default 32)")
     p.add_argument("--io-unit", type=int, default=8 * KIB,
                    help="io_unit_size in bytes (default 8192)")
+    p.add_argument("--spdk-src", metavar="DIR", default=None,
+                   help="also run SPDK's rdma.c from this tree (built -O2, in process) and "
+                        "print its ns/IO beside the built-in target's")
     a = p.parse_args(argv)
     ios = a.ios if a.ios is not None else (20_000 if a.quick else 200_000)
     repeat = a.repeat if a.repeat is not None else (3 if a.quick else 5)
@@ -248,6 +259,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
           f"io_unit_size {a.io_unit}")
     print(table(results))
     figures = summary(results)
+    if a.spdk_src:
+        from impl import backends
+
+        spdk = backends.load("spdk", a.spdk_src, isolate=False)
+        sres = run(ios=ios, repeat=repeat, qd=a.qd, io_unit=a.io_unit, backend=spdk)
+        print(f"\nSPDK's rdma.c ({spdk.commit}) on simverbs, same workloads:")
+        print(table(sres))
+        for r in sres:
+            figures[f"spdk_ns_per_io_{r.name}"] = round(r.target_best, 1)
+            figures[f"spdk_ratio_{r.name}"] = round(r.ratio, 3)
     print(json.dumps(figures, sort_keys=False))
     return figures
 
