@@ -175,7 +175,7 @@ def how_judged(prop: str, desc: TargetDescription) -> tuple[str, str]:
     if not left:
         if white:
             return WHITE_BOX, f"the target declares {_caps(NEEDS[prop])}"
-        return BLACK_BOX, "judged from what the host and the fabric saw; needs no introspection"
+        return BLACK_BOX, ("needs no introspection: " + "; ".join(p.what for p in done))
     if white:
         return WHITE_BOX, (f"partly: the target declares no {_caps(lacking)}, so not judged: "
                            f"{gaps}")

@@ -42,13 +42,38 @@ def active_profile() -> str:
     return name
 
 
+def example_cap() -> int | None:
+    """``NRT_MAX_EXAMPLES``: at most this many examples per test, whatever the profile says
+    (the judge command's ``--max-examples``, for a quick look); None when unset."""
+    raw = os.environ.get("NRT_MAX_EXAMPLES", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"NRT_MAX_EXAMPLES={raw!r}: a positive number of examples")
+    return int(raw)
+
+
+def capped(examples: int) -> int:
+    """``examples``, or fewer under :func:`example_cap`."""
+    cap = example_cap()
+    return examples if cap is None else min(examples, cap)
+
+
 def load(name: str | None = None) -> str:
-    """Load a profile by name (default: ``NRT_PROFILE`` or ``ci``); returns its name."""
+    """Load a profile by name (default: ``NRT_PROFILE`` or ``ci``), capped by
+    ``NRT_MAX_EXAMPLES``; returns its name."""
     name = name or active_profile()
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}: choose one of {', '.join(PROFILES)}")
     os.environ["NRT_PROFILE"] = name
-    settings.load_profile(name)
+    cap = example_cap()
+    if cap is None:
+        settings.load_profile(name)
+    else:
+        base = settings.get_profile(name)
+        settings.register_profile(f"{name}-capped", base,
+                                  max_examples=min(cap, base.max_examples))
+        settings.load_profile(f"{name}-capped")
     return name
 
 

@@ -46,8 +46,8 @@ from strategies.wire import CM_KINDS, WireLimits, cm_private_data
 
 _SCALE = "nightly" if profiles.active_profile() == "nightly" else "ci"
 #: Examples per kind: 10 under ci, a tenth of the profile otherwise (as ``test_err``).
-PER_KIND_EXAMPLES = 10 if profiles.active_profile() == "ci" else max(
-    10, settings.default.max_examples // 10)
+PER_KIND_EXAMPLES = profiles.capped(10 if profiles.active_profile() == "ci" else max(
+    10, settings.default.max_examples // 10))
 #: What these tests judge.
 PROPERTIES = ("CONN-1", "CRASH-1")
 #: The read resources the rig's host offers unless a test draws them (RDMA CM's usual 16).

@@ -61,8 +61,8 @@ MIX_KINDS = tuple(k for k in MALFORMED_KINDS if k not in KNOWN_TARGET_BUGS)
 
 _SCALE = "nightly" if profiles.active_profile() == "nightly" else "ci"
 #: Examples per kind: 10 under ci (50 kinds, ~500 targets), a tenth of the profile otherwise.
-PER_KIND_EXAMPLES = 10 if profiles.active_profile() == "ci" else max(
-    10, settings.default.max_examples // 10)
+PER_KIND_EXAMPLES = profiles.capped(10 if profiles.active_profile() == "ci" else max(
+    10, settings.default.max_examples // 10))
 
 
 # ------------------------------------------------------------------------- strategies

@@ -1,0 +1,127 @@
+"""The judge command's pytest plugin: what happened during the run, as JSON lines.
+
+Loaded by :mod:`conformance.judge` with ``-p conformance.judge_plugin`` and active only when
+``NRT_JUDGE_EVENTS`` names a file.  Every process of the run (the xdist controller and each
+worker, or the one pytest process) appends one JSON object per line, flushed at once, so
+what was seen before a crash survives it:
+
+* ``{"event": "judged", "property", "mode", "why", "target", "version"}``: how a property
+  is judged for the target (:data:`conformance.judging.JUDGED_HOOKS`);
+* ``{"event": "violation", "property", "message", "seconds", "nodeid"}``: every property
+  violation as it is raised (:data:`conformance.checks.VIOLATION_HOOKS`), ``seconds`` since
+  ``NRT_JUDGE_START`` (the judge's run start, seconds since the epoch);
+* ``{"event": "failed", "nodeid", "when", "property", "message", "notes", "specs"}``: a
+  test that failed, with the exception's property (None for any other exception) and
+  Hypothesis's notes (the shrunk reproducer);
+* ``{"event": "crashed", "nodeid", "message"}``: a worker died while running a test;
+* ``{"event": "finished", "exitstatus"}``: the session ended.
+
+``NRT_JUDGE_SHRINK_SECONDS`` bounds Hypothesis's shrinking of a failure (its own bound is
+300 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from conformance import checks, judging
+
+_fd: int | None = None
+_start = 0.0
+_current = ""
+
+
+def _emit(**event: Any) -> None:
+    if _fd is not None:
+        os.write(_fd, (json.dumps(event, default=str) + "\n").encode())
+
+
+def _on_violation(v: checks.PropertyViolation) -> None:
+    _emit(event="violation", property=v.spec, message=str(v)[:2000],
+          seconds=round(time.time() - _start, 3), nodeid=_current)
+
+
+def _on_judged(j: judging.Judgement) -> None:
+    _emit(event="judged", **j.as_dict())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _fd, _start
+    path = os.environ.get("NRT_JUDGE_EVENTS")
+    if not path or _fd is not None:
+        return
+    _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    _start = float(os.environ.get("NRT_JUDGE_START") or time.time())
+    checks.VIOLATION_HOOKS.append(_on_violation)
+    judging.JUDGED_HOOKS.append(_on_judged)
+    shrink = os.environ.get("NRT_JUDGE_SHRINK_SECONDS")
+    if shrink:
+        from hypothesis.internal.conjecture import engine
+
+        if hasattr(engine, "MAX_SHRINKING_SECONDS"):
+            engine.MAX_SHRINKING_SECONDS = float(shrink)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _fd
+    if _fd is None:
+        return
+    for hooks, fn in ((checks.VIOLATION_HOOKS, _on_violation),
+                      (judging.JUDGED_HOOKS, _on_judged)):
+        if fn in hooks:
+            hooks.remove(fn)
+    os.close(_fd)
+    _fd = None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _current
+    _current = item.nodeid
+
+
+def _specs(item: pytest.Item) -> list[str]:
+    return list(dict.fromkeys(str(a) for m in item.iter_markers("spec") for a in m.args))
+
+
+def _violation_in(exc: BaseException) -> checks.PropertyViolation | None:
+    """The property violation a test failed with, looking into exception groups."""
+    if isinstance(exc, checks.PropertyViolation):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _violation_in(inner)
+        if found is not None:
+            return found
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report: pytest.TestReport = yield
+    if _fd is not None and report.failed and call.excinfo is not None:
+        exc = call.excinfo.value
+        v = _violation_in(exc)
+        notes = list(getattr(v or exc, "__notes__", None) or getattr(exc, "__notes__", []))
+        _emit(event="failed", nodeid=item.nodeid, when=report.when,
+              property=v.spec if v is not None else None,
+              message=(str(v) if v is not None else f"{type(exc).__name__}: {exc}")[:2000],
+              notes="\n".join(notes), specs=_specs(item))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # only the xdist controller sees a worker's death, as a failed report it makes up
+    text = report.longreprtext if report.failed else ""
+    if _fd is not None and "crashed while running" in text:
+        _emit(event="crashed", nodeid=report.nodeid, message=text.strip()[-2000:])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not hasattr(session.config, "workerinput"):
+        _emit(event="finished", exitstatus=int(exitstatus))
