@@ -59,7 +59,7 @@ SPDK_CFLAGS = ["-std=gnu11", "-D_GNU_SOURCE", "-DDEBUG", "-DSPDK_UNIT_TEST=1", "
                "-fPIC", "-fno-strict-aliasing", "-w"]
 OUR_CFLAGS = ["-std=gnu11", "-O2", "-g", "-fPIC", "-Wall", "-Wextra", "-Werror",
               "-fno-strict-aliasing"]
-LIBS = ["-luuid", "-lpthread", "-lm"]
+LIBS = ["-luuid", "-lcrypto", "-lpthread", "-lm"]   # libuuid, OpenSSL (util/md5.c)
 
 # spdk/config.h as configure would write it for: RDMA with the verbs provider, send with
 # invalidate, libuuid with generate_sha1, no ISA-L, no USDT, debug.
