@@ -42,7 +42,25 @@ class PropertyViolation(AssertionError):
 
     def __init__(self, spec: str, message: str):
         self.spec = spec
+        self.detail = message
         super().__init__(f"{spec}: {message}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (violation, (self.spec, self.detail))
+
+
+_KINDS: dict[str, type[PropertyViolation]] = {}
+
+
+def violation(spec: str, message: str) -> PropertyViolation:
+    """A violation of ``spec``, of a subclass of its own: Hypothesis tells failures apart by
+    exception type and place, and every check fails from :func:`fail`, so without it the
+    shrinker would wander from one property's failure into another's."""
+    kind = _KINDS.get(spec)
+    if kind is None:
+        name = "PropertyViolation_" + "".join(c if c.isalnum() else "_" for c in spec)
+        kind = _KINDS[spec] = type(name, (PropertyViolation,), {"__module__": __name__})
+    return kind(spec, message)
 
 
 #: Called with every violation before it is raised (self-check timing, stress figures).
@@ -50,10 +68,10 @@ VIOLATION_HOOKS: list[Callable[[PropertyViolation], None]] = []
 
 
 def fail(spec: str, message: str) -> None:
-    violation = PropertyViolation(spec, message)
+    v = violation(spec, message)
     for hook in VIOLATION_HOOKS:
-        hook(violation)
-    raise violation
+        hook(v)
+    raise v
 
 
 def _name(state: int, kind: type) -> str:
@@ -542,3 +560,17 @@ def connect_joined(what: str, rsp: Response | None, cntlid: int | None,
     if qpair is not None and qpair.cntlid != got:
         fail("CONN-1", f"{what}: the response says controller {got:#06x}, the target's qpair "
                        f"{qpair.id} belongs to {qpair.cntlid:#06x}")
+
+
+# ------------------------------------------------------------------------------ CRASH
+
+
+def target_survived(crash: BaseException | None, during: str) -> None:
+    """CRASH-1: the target did not crash, abort, trip a sanitizer or hang; ``crash`` is what
+    the facade's crash containment raised instead of an answer (its ``kind``: signal, exit,
+    hang; ``report``: the tail of the target's stderr, a sanitizer's report), if anything."""
+    if crash is None:
+        return
+    report = str(getattr(crash, "report", "") or "").strip()
+    fail("CRASH-1", f"{crash} during {during}"
+                    + (f"; the target's last words:\n{report[-1500:]}" if report else ""))

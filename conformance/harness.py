@@ -12,8 +12,11 @@ of a property whose introspection the target does not declare is left out, as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from conformance import checks, judging
 from conformance.model import Command, ControllerModel, NamespaceModel, QpairModel, pattern
@@ -34,6 +37,7 @@ from impl import (
     in_capsule,
     keyed,
 )
+from impl.isolation import TargetCrashed
 from impl.wire import CONNECT_DATA_SIZE
 from strategies.configs import ControllerSpec, GateConfig
 from strategies.shapes import IoShape, realize
@@ -62,11 +66,17 @@ class Harness:
     def __init__(self, config: GateConfig, *, defects: int = 0):
         self.config = config
         opts = config.options
-        self.options = Options.from_any(opts, defects=defects | opts.defects)
-        self.strategy_options: TransportOptions = opts
+        # the drawn options moved to the nearest ones this target honours exactly as asked
+        # (the built-in target keeps them all): CFG-1 then holds it to every one of them
+        self.options = Options.from_any(opts, defects=defects | opts.defects).fitted()
+        self.strategy_options: TransportOptions = opts.replace(**{
+            f.name: getattr(self.options, f.name) for f in dataclasses.fields(opts)
+            if f.name != "defects"})
         try:
             self.t = Transport(self.options)
         except OptionsRefused as exc:
+            # how each property is judged is recorded (and impossible asks refused) first
+            judging.start(judging.describe_target(), PROPERTIES, self.options.defects)
             checks.fail("CFG-1", f"valid options refused: {exc.message}")
         self.desc = self.t.describe()
         try:
@@ -721,3 +731,28 @@ def judge_destroy_report(can: judging.Scope, report: DestroyReport, expected_wrs
     checks.destroy_report_exact(
         report, expected_wrs if can("POOL-2", "returned") else None,
         expected_bufs if can("POOL-3", "buffers_returned") else None, audit=_audit(can))
+
+
+@contextlib.contextmanager
+def contained(during: str) -> Iterator[None]:
+    """A target that crashes, aborts, trips a sanitizer or hangs under ``during`` (the
+    facade's crash containment raises :class:`~impl.isolation.TargetCrashed`) fails CRASH-1
+    there, so it is shrunk and reported as any property is.  An interrupt is not a crash."""
+    try:
+        yield
+    except TargetCrashed as exc:
+        if exc.kind == "interrupted":
+            raise
+        checks.target_survived(exc, during)
+
+
+def crash_contained(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A test body whose target crash fails CRASH-1 (see :func:`contained`); put it under
+    Hypothesis's ``@given`` so each example's crash is one."""
+
+    @functools.wraps(fn)
+    def body(*args: Any, **kwargs: Any) -> Any:
+        with contained(fn.__name__):
+            return fn(*args, **kwargs)
+
+    return body

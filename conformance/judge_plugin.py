@@ -51,11 +51,18 @@ def _on_judged(j: judging.Judgement) -> None:
     _emit(event="judged", **j.as_dict())
 
 
+@pytest.hookimpl(trylast=True)   # after the root conftest has loaded the profile
 def pytest_configure(config: pytest.Config) -> None:
     global _fd, _start
     path = os.environ.get("NRT_JUDGE_EVENTS")
     if not path or _fd is not None:
         return
+    # every distinct failure shrunk and reported (each property fails as its own type),
+    # so each failed property gets its own reproducer
+    from hypothesis import settings
+
+    settings.register_profile("judge", settings.default, report_multiple_bugs=True)
+    settings.load_profile("judge")
     _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     _start = float(os.environ.get("NRT_JUDGE_START") or time.time())
     checks.VIOLATION_HOOKS.append(_on_violation)
@@ -89,14 +96,20 @@ def _specs(item: pytest.Item) -> list[str]:
     return list(dict.fromkeys(str(a) for m in item.iter_markers("spec") for a in m.args))
 
 
-def _violation_in(exc: BaseException) -> checks.PropertyViolation | None:
-    """The property violation a test failed with, looking into exception groups."""
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The failures in ``exc``: itself, or the members of an exception group (Hypothesis
+    raises one when it found several distinct failures)."""
+    inner = getattr(exc, "exceptions", None)
+    if not inner:
+        return [exc]
+    return [leaf for e in inner for leaf in _leaves(e)]
+
+
+def _property_of(exc: BaseException) -> str | None:
     if isinstance(exc, checks.PropertyViolation):
-        return exc
-    for inner in getattr(exc, "exceptions", ()):
-        found = _violation_in(inner)
-        if found is not None:
-            return found
+        return exc.spec
+    if type(exc).__name__ == "TargetCrashed" and getattr(exc, "kind", "") != "interrupted":
+        return "CRASH-1"   # a crash that no driver turned into a CRASH-1 violation itself
     return None
 
 
@@ -105,13 +118,15 @@ def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
     if _fd is not None and report.failed and call.excinfo is not None:
-        exc = call.excinfo.value
-        v = _violation_in(exc)
-        notes = list(getattr(v or exc, "__notes__", None) or getattr(exc, "__notes__", []))
-        _emit(event="failed", nodeid=item.nodeid, when=report.when,
-              property=v.spec if v is not None else None,
-              message=(str(v) if v is not None else f"{type(exc).__name__}: {exc}")[:2000],
-              notes="\n".join(notes), specs=_specs(item))
+        group = call.excinfo.value
+        for exc in _leaves(group):
+            prop = _property_of(exc)
+            if prop is not None and not isinstance(exc, checks.PropertyViolation):
+                _on_violation(checks.violation(prop, str(exc)))   # late, but seen
+            notes = getattr(exc, "__notes__", None) or getattr(group, "__notes__", [])
+            message = str(exc) if prop is not None else f"{type(exc).__name__}: {exc}"
+            _emit(event="failed", nodeid=item.nodeid, when=report.when, property=prop,
+                  message=message[:2000], notes="\n".join(notes), specs=_specs(item))
     return report
 
 

@@ -22,7 +22,9 @@ Paste it after ``from conformance.reproduce import *`` to run it again.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -34,7 +36,7 @@ from hypothesis.stateful import (
 )
 from hypothesis.strategies import SearchStrategy
 
-from conformance.harness import Harness
+from conformance.harness import Harness, contained
 from conformance.profiles import defects_under_test
 from reports import attach
 from strategies.configs import GateConfig, controller_specs, gate_configs
@@ -46,6 +48,19 @@ from strategies.types import Fault, FaultPlan, Schedule
 #: Faults that leave the example running (destroy has its own rule).
 RUN_FAULTS = ("qpair_error", "port_down", "port_up", "post_fail", "bdev_error",
               "host_disconnect", "qpair_disconnect")
+
+
+def _contained(fn: Callable[..., None]) -> Callable[..., None]:
+    """The rule, with a target crash, abort, sanitizer report or hang during it failing
+    CRASH-1 (naming the rule and the step) instead of breaking the run."""
+
+    @functools.wraps(fn)
+    def rule_body(self: Any, *args: Any, **kwargs: Any) -> None:
+        h = getattr(self, "h", None)
+        with contained(f"{fn.__name__} (step {h.steps if h is not None else 0})"):
+            fn(self, *args, **kwargs)
+
+    return rule_body
 
 
 def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
@@ -63,11 +78,13 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             return self.h is not None and self.h.alive
 
         @initialize(config=configs)
+        @_contained
         def start(self, config: GateConfig) -> None:
             self.h = Harness(config, defects=defects_under_test())
 
         @precondition(lambda self: self._alive())
         @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=8).map(tuple))
+        @_contained
         def submit(self, shapes: tuple[IoShape, ...]) -> None:
             assert self.h is not None
             for shape in shapes:
@@ -75,6 +92,7 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
 
         @precondition(lambda self: self._alive())
         @rule(schedule=schedules(min_size=2, max_size=24), passes=st.integers(1, 8))
+        @_contained
         def progress(self, schedule: Schedule, passes: int) -> None:
             assert self.h is not None
             self.h.run_schedule(schedule, passes)
@@ -83,6 +101,7 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
         @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=max_burst).map(tuple),
               schedule=schedules(min_size=2, max_size=24),
               plan=fault_plans(max_faults=2, max_step=32, kinds=storm_faults))
+        @_contained
         def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule, plan: FaultPlan) -> None:
             """IO, then an interleaving with faults striking mid-transfer, in one step."""
             assert self.h is not None
@@ -92,12 +111,14 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
 
         @precondition(lambda self: self._alive())
         @rule(fault=faults(kinds=RUN_FAULTS))
+        @_contained
         def inject(self, fault: Fault) -> None:
             assert self.h is not None
             self.h.fault(fault)
 
         @precondition(lambda self: self._alive())
         @rule(shape=io_shapes(ops=("write", "read")))
+        @_contained
         def bad_key(self, shape: IoShape) -> None:
             """A keyed descriptor with a wrong key: remote access error, qpair to error."""
             assert self.h is not None
@@ -105,18 +126,21 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
 
         @precondition(lambda self: self._alive())
         @rule(which=st.integers(0, 7))
+        @_contained
         def admin_probe(self, which: int) -> None:
             assert self.h is not None
             self.h.admin_probe(which)
 
         @precondition(lambda self: self._alive())
         @rule(spec=controller_specs())
+        @_contained
         def connect(self, spec) -> None:  # type: ignore[no-untyped-def]
             assert self.h is not None
             self.h.connect_controller(spec)
 
         @precondition(lambda self: self._alive())
         @rule()
+        @_contained
         def restart_transport(self) -> None:
             """Abrupt destroy with IO in flight (SHUT-1), then a fresh target on the same
             configuration, as a restarted process would build."""
@@ -125,6 +149,7 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             self.h = Harness(self.h.config, defects=defects_under_test())
 
         @invariant()
+        @_contained
         def step_invariants(self) -> None:
             if self._alive():
                 assert self.h is not None
@@ -133,6 +158,7 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
                 with _attaching(self.h):
                     self.h.check_step()
 
+        @_contained
         def teardown(self) -> None:
             if self._alive():
                 assert self.h is not None

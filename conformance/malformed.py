@@ -36,6 +36,7 @@ from impl import (
     DrainResult,
     Opcode,
     Options,
+    OptionsRefused,
     PoolCounts,
     QpairInfo,
     QpState,
@@ -149,8 +150,9 @@ class Outcome:
 
 def target_options(opts: TransportOptions) -> Options:
     """The facade options for ``opts``, with the defect switches under test (self-check
-    only) passed through untouched."""
-    return Options.from_any(opts, defects=opts.defects | profiles.defects_under_test())
+    only) passed through untouched, moved to the nearest ones the target honours exactly
+    as asked (the built-in target keeps them all)."""
+    return Options.from_any(opts, defects=opts.defects | profiles.defects_under_test()).fitted()
 
 
 def region_span(opts: Any) -> int:
@@ -201,7 +203,13 @@ class _Driver:
     """One transport set up, as a host would, for one malformed capsule."""
 
     def __init__(self, opts: TransportOptions, ns: Namespace, place: Placement, queue: str):
-        self.t = t = Transport(target_options(opts))
+        options = target_options(opts)
+        try:
+            self.t = t = Transport(options)
+        except OptionsRefused:
+            # how each property is judged is recorded (and impossible asks refused) first
+            judging.start(judging.describe_target(), PROPERTIES, options.defects)
+            raise
         self.desc = t.describe()
         try:
             judging.start(self.desc, PROPERTIES, t.options.defects)

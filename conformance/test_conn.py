@@ -36,8 +36,9 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from conformance import checks, judging, profiles
+from conformance.harness import crash_contained
 from conformance.malformed import NO_DATA, capsule_bytes, target_options
-from impl import ConnInfo, Response, Status, Transport, enable_capsule
+from impl import ConnInfo, OptionsRefused, Response, Status, Transport, enable_capsule
 from impl import wire as W
 from impl.target import HOST_ID, HOST_NQN, SUBSYSTEM_NQN
 from strategies import accepted_options
@@ -74,7 +75,13 @@ class _Host:
     admin queue of its own."""
 
     def __init__(self, opts: TransportOptions):
-        self.t = t = Transport(target_options(opts))
+        options = target_options(opts)
+        try:
+            self.t = t = Transport(options)
+        except OptionsRefused:
+            # how each property is judged is recorded (and impossible asks refused) first
+            judging.start(judging.describe_target(), PROPERTIES, options.defects)
+            raise
         try:
             judging.start(t.describe(), PROPERTIES, t.options.defects)
         except judging.CannotJudge:
@@ -200,6 +207,7 @@ def cm_outcomes(record: bytes, expected: int | str, lim: WireLimits,
 @pytest.mark.parametrize("kind", tuple(CM_KINDS))
 @settings(max_examples=PER_KIND_EXAMPLES)
 @given(data=st.data())
+@crash_contained
 def test_cm_private_data_is_answered(kind: str, data: st.DataObject) -> None:
     """Each kind of RDMA_CM_REQUEST private data, reserved bytes clean or not, gets its
     answer: accepted with CRQSIZE = the negotiated depth, or rejected with its STS."""
@@ -219,6 +227,7 @@ def test_cm_private_data_is_answered(kind: str, data: st.DataObject) -> None:
 
 @pytest.mark.spec("CONN-1")
 @given(data=st.data())
+@crash_contained
 def test_host_read_resources_are_honoured(data: st.DataObject) -> None:
     """The host's responder resources (the IRD it offers for the target's RDMA READs) and
     its initiator depth (ORD; an NVMe/RDMA host issues no RDMA READs, Linux offers 0): IRD 0
@@ -253,6 +262,7 @@ def test_host_read_resources_cases(ord_: int, ird: int) -> None:
 
 @pytest.mark.spec("CONN-1")
 @given(data=st.data())
+@crash_contained
 def test_queue_sizes_negotiate_the_smaller(data: st.DataObject) -> None:
     """HRQSIZE and HSQSIZE drawn apart: CRQSIZE is min(HRQSIZE, HSQSIZE + 1, CAP.MQES + 1)."""
     opts = data.draw(conn_options(), label="options")
@@ -279,6 +289,7 @@ def unknown_nqns(real: str) -> SearchStrategy[str]:
 
 @pytest.mark.spec("CONN-1")
 @given(data=st.data())
+@crash_contained
 def test_unknown_subnqn_is_refused(data: st.DataObject) -> None:
     """An admin Connect to a SUBNQN the target does not have: Connect Invalid Parameters
     naming SUBNQN (IATTR 1, IPO 256); the queue then connects to the right one."""
@@ -296,6 +307,7 @@ def test_unknown_subnqn_is_refused(data: st.DataObject) -> None:
 
 @pytest.mark.spec("CONN-1")
 @given(data=st.data())
+@crash_contained
 def test_io_connect_joins_the_named_controller(data: st.DataObject) -> None:
     """Controllers of the dynamic model, each on its admin queue (enabled), then I/O queues
     each naming one of them: each joins the controller its CNTLID names; one naming the

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from conformance import checks, judging, profiles
-from conformance.harness import judge_destroy_report, judge_pools_at_rest
+from conformance.harness import crash_contained, judge_destroy_report, judge_pools_at_rest
 from conformance.malformed import (
     CALL_ORDER_KINDS,
     CallOutcome,
@@ -187,6 +187,7 @@ def _kind_param(kind: str) -> object:
 @pytest.mark.parametrize("kind", [_kind_param(k) for k in MALFORMED_KINDS])
 @settings(max_examples=PER_KIND_EXAMPLES)
 @given(data=st.data())
+@crash_contained
 def test_each_kind_is_answered(kind: str, data: st.DataObject) -> None:
     """Every kind of the catalogue, on its own: its status, nothing held, still serving."""
     verify(_run(data, kind))
@@ -194,6 +195,7 @@ def test_each_kind_is_answered(kind: str, data: st.DataObject) -> None:
 
 @pytest.mark.spec("ERR-1")
 @given(data=st.data())
+@crash_contained
 def test_malformed_mix(data: st.DataObject) -> None:
     """The whole catalogue under the active profile (known target bugs left out)."""
     kind = data.draw(st.sampled_from(MIX_KINDS), label="kind")
@@ -204,6 +206,7 @@ def test_malformed_mix(data: st.DataObject) -> None:
 @pytest.mark.parametrize("kind", CALL_ORDER_KINDS)
 @settings(max_examples=max(1, PER_KIND_EXAMPLES // 2))
 @given(data=st.data())
+@crash_contained
 def test_call_order_error_is_refused(kind: str, data: st.DataObject) -> None:
     """Calls out of order (submit after disconnect or on a destroyed qpair, a second
     disconnect, more capsules than the queue holds, in-capsule data beyond the receive

@@ -10,7 +10,8 @@ from conformance.gate import GATE_MACHINES
 from reports import attach
 
 ALL_RUNTIME_PROPERTIES = ("POOL-1", "POOL-2", "POOL-3", "LIVE-1", "LIVE-2", "CQE-1",
-                          "DATA-1", "SM-1", "DEPTH-1", "CFG-1", "SHUT-1", "STATS-1")
+                          "DATA-1", "SM-1", "DEPTH-1", "CFG-1", "SHUT-1", "STATS-1",
+                          "CRASH-1")
 
 
 def run_with_reproducer(machine: type) -> None:

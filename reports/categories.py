@@ -31,6 +31,7 @@ FAMILY_TITLES: dict[str, str] = {
     "SHUT": "Shutdown did not release",
     "CONN": "Connection setup mishandled",
     "STATS": "Stats disagree with what was seen",
+    "CRASH": "Target crashed, aborted or hung",
 }
 
 CRASH_CATEGORY = "Target crash or harness error"

@@ -103,6 +103,12 @@ CATALOGUE: tuple[Property, ...] = (
         "The per-poll-group stats a target reports (polls, idle polls, completions, pending data "
         "buffer, qpairs) agree with what the fabric and the host saw.",
     ),
+    Property(
+        "CRASH-1",
+        "CRASH",
+        "No input and no interleaving makes the target crash, abort, fail an assertion, trip a "
+        "sanitizer or hang.",
+    ),
 )
 
 BY_ID: Mapping[str, Property] = MappingProxyType({p.id: p for p in CATALOGUE})

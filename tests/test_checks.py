@@ -1103,7 +1103,7 @@ def test_every_public_check_is_covered_here() -> None:
         "admin_not_starved", "response_expected", "status_as_expected", "bytes_match",
         "shutdown_released", "qpair_released", "connection_released", "malformed_answered",
         "call_refused",
-        "group_stats_agree", "completions_accounted",
+        "group_stats_agree", "completions_accounted", "target_survived", "violation",
         "connect_answered", "connect_refused", "connect_joined",
     }
     assert public == covered
@@ -1318,3 +1318,34 @@ def test_hand_made_description_matches_the_builtin_lifecycle_by_name(
     by_name = {(DESC.state_name(a), DESC.state_name(b)) for a, b in DESC.legal}
     assert by_name == {(builtin.state_name(a), builtin.state_name(b)) for a, b in builtin.legal}
     assert DESC.free_state != builtin.free_state
+
+
+# ------------------------------------------------------------------------------ CRASH-1
+
+
+class _Crash(Exception):
+    def __init__(self, report: str = ""):
+        super().__init__("target crashed: SIGSEGV in nrt_rig_run(...)")
+        self.kind, self.report = "signal", report
+
+
+@pytest.mark.spec("CRASH-1")
+def test_target_survived() -> None:
+    passes(checks.target_survived, None, "submit (step 3)")
+    msg = violates("CRASH-1", checks.target_survived, _Crash(), "submit (step 3)")
+    assert msg == "CRASH-1: target crashed: SIGSEGV in nrt_rig_run(...) during submit (step 3)"
+    msg = violates("CRASH-1", checks.target_survived,
+                   _Crash("==1==ERROR: AddressSanitizer: heap-use-after-free"), "storm")
+    assert "the target's last words:\n==1==ERROR: AddressSanitizer" in msg
+
+
+def test_each_property_fails_as_a_type_of_its_own() -> None:
+    """Hypothesis tells failures apart by type and place: all are raised in checks.fail, so
+    each property needs its own type, or shrinking wanders between properties."""
+    import pickle
+
+    a, b = checks.violation("POOL-2", "x"), checks.violation("SHUT-1", "y")
+    assert isinstance(a, PropertyViolation) and type(a) is not type(b)
+    assert type(a) is type(checks.violation("POOL-2", "z"))
+    back = pickle.loads(pickle.dumps(a))
+    assert type(back) is type(a) and str(back) == "POOL-2: x" and back.spec == "POOL-2"

@@ -31,17 +31,18 @@ ALL_IDS = [
     "SHUT-1",
     "CONN-1",
     "STATS-1",
+    "CRASH-1",
 ]
 
 
 # --- spec catalogue ---------------------------------------------------------------------------
 
 
-def test_catalogue_holds_exactly_the_fourteen_properties() -> None:
+def test_catalogue_holds_exactly_the_fifteen_properties() -> None:
     assert [p.id for p in spec.CATALOGUE] == ALL_IDS
     assert all(p.statement.strip() and "\n" not in p.statement for p in spec.CATALOGUE)
     assert spec.FAMILIES == ("POOL", "LIVE", "CQE", "DATA", "SM", "DEPTH", "CFG", "ERR", "SHUT",
-                             "CONN", "STATS")
+                             "CONN", "STATS", "CRASH")
 
 
 @pytest.mark.parametrize("spec_id", ALL_IDS)
@@ -578,7 +579,7 @@ def test_summary_says_how_each_property_was_judged(results_dir: Path) -> None:
     assert "Target: spdk abc" in text
     assert re.search(r"^\| POOL-2 \|.*\| NOT JUDGED \| not judged: no WR_POOL \|$", text,
                      re.MULTILINE)
-    assert "Judged outside the catalogue: CRASH-1: black-box: runner" in text
+    assert re.search(r"^\| CRASH-1 \|.* \| black-box: runner \|$", text, re.MULTILINE)
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["plain", "xdist"])
@@ -594,5 +595,5 @@ def test_plugin_writes_how_each_property_was_judged(plugin_env: pytest.Pytester,
     assert props["target"] == "sample v1.2"
     assert props["judged.SM-1"].startswith("white-box\\: partly")
     assert props["judged.POOL-1"].startswith("not judged\\: the target declares no WR_HELD")
-    assert props["judged.CQE-1"].startswith("black-box\\: judged from what the host")
+    assert props["judged.CQE-1"].startswith("black-box\\: needs no introspection")
     assert props["judged.DATA-1"] == "not judged\\: no test of this run judged it"
