@@ -186,10 +186,12 @@ def transitions_legal(transitions: Mapping[tuple[int, int], int],
 
 
 def requests_consistent(qpair: int, requests: Iterable[RequestInfo],
-                        desc: TargetDescription, *, queues: bool = True) -> None:
+                        desc: TargetDescription, *, queues: bool = True,
+                        wrs: bool = True) -> None:
     """SM-1: every request is in a state the target declares (``desc``) and (``queues``:
     the target reports queue membership) sits in at most one pending queue, the one its
-    state implies; its WR counters are ordered (outstanding <= posted <= held)."""
+    state implies; (``wrs``: the target counts the WRs its requests hold) its WR counters
+    are ordered (outstanding <= posted <= held)."""
     for r in requests:
         if not 0 <= r.state < desc.num_states:
             fail("SM-1", f"qpair {qpair} cid {r.cid} is in {desc.state_name(r.state)}, "
@@ -198,7 +200,7 @@ def requests_consistent(qpair: int, requests: Iterable[RequestInfo],
         if queues and r.queue != want:
             fail("SM-1", f"qpair {qpair} cid {r.cid} in {desc.state_name(r.state)} sits on "
                          f"queue {_name(r.queue, Queue)}, expected {_name(want, Queue)}")
-        if not r.wrs_outstanding <= r.wrs_posted <= r.num_wrs:
+        if wrs and not r.wrs_outstanding <= r.wrs_posted <= r.num_wrs:
             fail("SM-1", f"qpair {qpair} cid {r.cid}: WRs outstanding {r.wrs_outstanding}, "
                          f"posted {r.wrs_posted}, held {r.num_wrs} out of order")
 

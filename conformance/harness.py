@@ -584,7 +584,7 @@ class Harness:
         t, can, desc = self.t, self.can, self.desc
         if can("POOL-1", "conservation"):
             checks.wr_pool_conserved(t.wr_pool())
-        requests = can("SM-1", "wr_order")
+        requests = can("SM-1", "states")
         # without slot and depth counts nothing says a qpair is idle: read its requests
         known_idle = desc.has("RECEIVES", "DEPTHS")
         infos = []
@@ -597,7 +597,8 @@ class Harness:
                 busy = not known_idle or info.slots_used or info.cur_read_depth
                 reqs = t.requests(qp.handle) if busy else []
                 checks.requests_consistent(qp.handle, reqs, desc,
-                                           queues=can("SM-1", "queues"))
+                                           queues=can("SM-1", "queues"),
+                                           wrs=can("SM-1", "wr_order"))
             if can("DEPTH-1", "limits"):
                 checks.depths_within_limits(info, reqs if can("DEPTH-1", "reads") else None,
                                             slots=can("DEPTH-1", "slots"))

@@ -90,8 +90,9 @@ PARTS: Mapping[str, tuple[Part, ...]] = MappingProxyType({
     "SM-1": (
         _p("transitions", "every request state change is an edge of the declared graph",
            "TRANSITIONS"),
+        _p("states", "every request is in a state the target declares", "REQUESTS"),
         _p("wr_order", "a request's WR counters are ordered (outstanding <= posted <= held)",
-           "REQUESTS"),
+           "REQUESTS", "WR_HELD"),
         _p("queues", "a request sits only on the queue its state implies", "REQUESTS",
            "QUEUES")),
     "DEPTH-1": (
@@ -99,7 +100,7 @@ PARTS: Mapping[str, tuple[Part, ...]] = MappingProxyType({
                      "limits", "DEPTHS"),
         _p("slots", "request slots in use within the queue depth", "DEPTHS", "RECEIVES"),
         _p("reads", "the read-depth counter equals the RDMA READs outstanding", "DEPTHS",
-           "REQUESTS")),
+           "REQUESTS", "WR_HELD")),
     "CFG-1": (
         _p("accepted", "valid options are accepted and run as configured; refused ones say "
                        "why"),

@@ -536,6 +536,11 @@ def test_requests_consistent_without_queues_judges_only_the_rest() -> None:
     passes(checks.requests_consistent, 4097, [wrong_queue], DESC, queues=False)
     violates("SM-1", checks.requests_consistent, 4097,
              [request(state=S.NEW, num_wrs=1, wrs_posted=2)], DESC, queues=False)
+    # no WR counts declared: only the states are judged
+    passes(checks.requests_consistent, 4097, [request(state=S.NEW, num_wrs=1, wrs_posted=2)],
+           DESC, wrs=False)
+    violates("SM-1", checks.requests_consistent, 4097, [request(state=NUM_STATES)], DESC,
+             queues=False, wrs=False)
 
 
 # ---------------------------------------------------------------------------- DEPTH-1

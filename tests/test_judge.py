@@ -48,8 +48,8 @@ def test_every_property_has_parts_and_known_capabilities() -> None:
 @pytest.mark.parametrize("prop,needs", [
     ("POOL-1", {"WR_POOL", "WR_HELD"}),
     ("POOL-2", {"WR_POOL", "DESTROY_REPORT"}),
-    ("SM-1", {"REQUESTS", "TRANSITIONS", "QUEUES"}),
-    ("DEPTH-1", {"DEPTHS", "RECEIVES", "REQUESTS"}),
+    ("DEPTH-1", {"DEPTHS", "RECEIVES", "REQUESTS", "WR_HELD"}),
+    ("SM-1", {"REQUESTS", "TRANSITIONS", "QUEUES", "WR_HELD"}),
     ("STATS-1", {"GROUP_STATS", "REQUESTS", "QUEUES"}),
     ("CFG-1", {"WR_POOL", "WR_CAP_EXACT", "BUF_POOL"}),
     ("LIVE-1", set()), ("CQE-1", set()), ("DATA-1", set()), ("CONN-1", set()),
@@ -88,8 +88,8 @@ def test_how_judged_partly_white_box() -> None:
     mode, why = judging.how_judged("SM-1", spdk)
     assert mode == judging.WHITE_BOX and why.startswith("partly") and "QUEUES" in why
     can = judging.Scope(spdk)
-    assert can("SM-1", "transitions") and can("SM-1", "wr_order")
-    assert not can("SM-1", "queues")
+    assert can("SM-1", "transitions") and can("SM-1", "states")
+    assert not can("SM-1", "queues") and not can("SM-1", "wr_order")
     with pytest.raises(ValueError, match="no part 'nope'"):
         can("SM-1", "nope")
     with pytest.raises(ValueError, match="unknown property"):
