@@ -312,3 +312,34 @@ def test_machine_names_are_the_gates() -> None:
     from conformance.gate import GATE_MACHINES
 
     assert {m.__name__ for m in GATE_MACHINES} | {"ERR", "CONN"} == set(judge.MACHINES)
+
+
+SPDK_TREE = ROOT.parent / "shared" / "spdk" / "7068328493-parent"
+
+
+@pytest.fixture(scope="module")
+def spdk_tree() -> Path:
+    """An SPDK tree whose target builds (it declares no DEFECTS)."""
+    if not (SPDK_TREE / "lib" / "nvmf" / "rdma.c").is_file():
+        pytest.skip(f"no SPDK tree at {SPDK_TREE}")
+    try:
+        backends.load("spdk", SPDK_TREE)
+    except backends.BackendError as exc:
+        pytest.skip(f"the SPDK target does not build here: {str(exc).splitlines()[0]}")
+    return SPDK_TREE
+
+
+def test_defect_switches_of_a_target_without_them_are_refused(spdk_tree: Path) -> None:
+    """--nrt-defects against a target that does not declare DEFECTS stops the session with
+    the reason, as does the judge's --defects."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--nrt-target", "spdk", "--nrt-spdk-src", str(spdk_tree),
+                           "--nrt-defects", "leak_remaining_wrs", "--co",
+                           "tests/test_opts_helpers.py"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "declares no DEFECTS capability" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "conformance.judge", "--target", "spdk",
+                           "--spdk-src", str(spdk_tree), "--defects", "leak_remaining_wrs"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
+    assert done.returncode == 2 and "declares no DEFECTS capability" in done.stderr
