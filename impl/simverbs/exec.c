@@ -289,6 +289,7 @@ static int do_post_srq_recv(struct sv_srq *srq, struct ibv_recv_wr *wr, struct i
             *bad = wr;
             return rc;
         }
+        srq->f->st.posted++;
     }
     return 0;
 }
@@ -296,7 +297,9 @@ static int do_post_srq_recv(struct sv_srq *srq, struct ibv_recv_wr *wr, struct i
 static int post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
 {
     struct sv_qp *qp = (struct sv_qp *)ibqp;
+    uint64_t before = qp->posts_send;
     int rc = do_post_send(qp, wr, bad);
+    qp->f->st.posted += qp->posts_send - before;
     autoprogress(qp->f);
     return rc;
 }
@@ -304,7 +307,9 @@ static int post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr, struct ibv_sen
 static int post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
 {
     struct sv_qp *qp = (struct sv_qp *)ibqp;
+    uint64_t before = qp->posts_recv;
     int rc = do_post_recv(qp, wr, bad);
+    qp->f->st.posted += qp->posts_recv - before;
     autoprogress(qp->f);
     return rc;
 }

@@ -264,6 +264,7 @@ struct sv_stats {
                                   * event), not the CM's device contexts, default PDs or
                                   * the host side's objects */
     uint64_t leaked_objects;     /* set by sv_fabric_destroy */
+    uint64_t posted;             /* WRs accepted by post send / recv / SRQ recv */
 };
 int sv_stats(struct sv_fabric *f, struct sv_stats *out);
 

@@ -35,6 +35,7 @@
 
 #include "nrt.h"
 #include "ctrlr.h"
+#include "simverbs.h"
 
 #include <arpa/inet.h>
 
@@ -411,11 +412,25 @@ static void core_drain_thread(struct nrt_transport *t)
         ;
 }
 
+static void core_disconnect(struct spdk_nvmf_qpair *qp);
+
+/* The emulation forgets the qpair.  An admin qpair takes its controller with it, and
+ * nvmf's ctrlr.c then disconnects the controller's IO qpairs: the association ends with
+ * its admin queue (NVMe-oF 1.1 3.4). */
 static void core_qpair_gone(struct nrt_transport *t, struct core_qpair *cq)
 {
-    if (!cq->gone) {
-        cq->gone = true;
-        nvmf_emu_qpair_gone(t->emu, &cq->emu);
+    if (cq->gone)
+        return;
+    cq->gone = true;
+    bool admin = cq->emu.connected && cq->emu.qid == 0;
+    uint16_t cntlid = cq->emu.cntlid;
+    nvmf_emu_qpair_gone(t->emu, &cq->emu);
+    if (!admin)
+        return;
+    for (uint32_t i = 0; i < t->o.max_qpairs; i++) {
+        struct core_qpair *o = t->qpairs[i];
+        if (o && o != cq && o->emu.connected && o->emu.cntlid == cntlid && o->emu.qid != 0)
+            core_disconnect(o->qp);
     }
 }
 
@@ -1458,7 +1473,16 @@ int nrt_async_events(struct nrt_transport *t, struct nrt_async_event *out, uint3
     return (int)n;
 }
 
-uint64_t nrt_progress_counter(struct nrt_transport *t) { return t->progress; }
+/* Progress: the core's own events (executions, completions, qpair changes) plus every work
+ * request SPDK got onto the fabric - rdma.c batches its posts and may put them on the wire a
+ * poll later than it decided them (after a poll that reaped an error, say), and a post is a
+ * step forward even when no counter of rdma.c moved. */
+uint64_t nrt_progress_counter(struct nrt_transport *t)
+{
+    struct sv_stats st;
+    uint64_t posted = sv_stats(sv_fabric_current(), &st) == 0 ? st.posted : 0;
+    return t->progress + posted;
+}
 
 /* ---- what this target declares ------------------------------------------------------------ */
 
