@@ -9,7 +9,9 @@ what was seen before a crash survives it:
   is judged for the target (:data:`conformance.judging.JUDGED_HOOKS`);
 * ``{"event": "violation", "property", "message", "seconds", "nodeid"}``: every property
   violation as it is raised (:data:`conformance.checks.VIOLATION_HOOKS`), ``seconds`` since
-  ``NRT_JUDGE_START`` (the judge's run start, seconds since the epoch);
+  ``NRT_JUDGE_START`` (the judge's run start, seconds since the epoch); written once the
+  test it was raised in has not passed (a test that passes raised it on purpose: the
+  checks' own tests feed them hand-made violations);
 * ``{"event": "failed", "nodeid", "when", "property", "message", "notes", "specs"}``: a
   test that failed, with the exception's property (None for any other exception) and
   Hypothesis's notes (the shrunk reproducer);
@@ -35,6 +37,8 @@ from conformance import checks, judging
 _fd: int | None = None
 _start = 0.0
 _current = ""
+#: Violations of the running test, held until it is known whether the test passed.
+_held: list[dict[str, Any]] = []
 
 
 def _emit(**event: Any) -> None:
@@ -43,8 +47,15 @@ def _emit(**event: Any) -> None:
 
 
 def _on_violation(v: checks.PropertyViolation) -> None:
-    _emit(event="violation", property=v.spec, message=str(v)[:2000],
-          seconds=round(time.time() - _start, 3), nodeid=_current)
+    _held.append({"event": "violation", "property": v.spec, "message": str(v)[:2000],
+                  "seconds": round(time.time() - _start, 3), "nodeid": _current})
+
+
+def _release(passed: bool) -> None:
+    if not passed:
+        for e in _held:
+            _emit(**e)
+    _held.clear()
 
 
 def _on_judged(j: judging.Judgement) -> None:
@@ -90,6 +101,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     global _current
     _current = item.nodeid
+    _held.clear()
 
 
 def _specs(item: pytest.Item) -> list[str]:
@@ -127,6 +139,10 @@ def pytest_runtest_makereport(item: pytest.Item,
             message = str(exc) if prop is not None else f"{type(exc).__name__}: {exc}"
             _emit(event="failed", nodeid=item.nodeid, when=report.when, property=prop,
                   message=message[:2000], notes="\n".join(notes), specs=_specs(item))
+    if report.failed or getattr(report, "wasxfail", None) is not None:
+        _release(passed=False)   # a known failure (xfail) is a failure of the target too
+    elif report.when == "teardown":
+        _release(passed=True)
     return report
 
 

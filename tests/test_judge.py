@@ -20,6 +20,7 @@ from impl import Transport, backends
 from impl.target import CAPABILITIES, TargetDescription
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["pytester"]
 
 
 def desc(*caps: str, name: str = "fewer") -> TargetDescription:
@@ -343,3 +344,41 @@ def test_defect_switches_of_a_target_without_them_are_refused(spdk_tree: Path) -
                            "--spdk-src", str(spdk_tree), "--defects", "leak_remaining_wrs"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
     assert done.returncode == 2 and "declares no DEFECTS capability" in done.stderr
+
+
+PLUGIN_TESTS = """
+import pytest
+from conformance import checks
+
+def test_catches_its_own_violation():
+    with pytest.raises(checks.PropertyViolation):
+        checks.fail("POOL-1", "hand-made, on purpose")
+
+@pytest.mark.spec("SHUT-1")
+def test_fails():
+    checks.fail("SHUT-1", "qpair 3 still exists")
+
+def test_breaks():
+    raise RuntimeError("harness bug")
+"""
+
+
+def test_plugin_writes_violations_of_tests_that_did_not_pass(pytester: pytest.Pytester,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    events = pytester.path / "events.jsonl"
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("NRT_JUDGE_EVENTS", str(events))
+    pytester.makepyfile(test_sample=PLUGIN_TESTS)
+    result = pytester.runpytest_subprocess("-p", "conformance.judge_plugin", "-p",
+                                           "reports.pytest_plugin")
+    result.assert_outcomes(passed=1, failed=2)
+    run = Run.read(events)
+    assert set(run.violations) == {"SHUT-1"}   # the caught one was raised on purpose
+    assert run.violations["SHUT-1"][0]["nodeid"].endswith("test_fails")
+    failed = {f["nodeid"].split("::")[-1]: f for f in run.failed}
+    assert failed["test_fails"]["property"] == "SHUT-1"
+    assert failed["test_fails"]["specs"] == ["SHUT-1"]
+    assert failed["test_breaks"]["property"] is None
+    assert failed["test_breaks"]["message"] == "RuntimeError: harness bug"
+    assert run.finished == 1
