@@ -553,6 +553,9 @@ def _child_main(library: str | None, req_r: int, rep_w: int, log: int,
             except OSError:
                 pass
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+        # a target library may add what it knows to a crash report (the SPDK adapter
+        # prints a C backtrace on a fatal signal) where the crash ends only this child
+        os.environ["NRT_ISOLATED_CHILD"] = "1"
         # PDEATHSIG fires when the forking *thread* ends, so only tie it to the main thread;
         # from another thread the child still leaves on EOF when the parent goes away.
         if from_main_thread and _libc is not None:

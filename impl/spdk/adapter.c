@@ -38,6 +38,8 @@
 #include "simverbs.h"
 
 #include <arpa/inet.h>
+#include <execinfo.h>
+#include <signal.h>
 
 #ifndef NRT_SPDK_COMMIT
 #define NRT_SPDK_COMMIT "unknown"
@@ -819,6 +821,41 @@ int nrt_opts_validate(const struct nrt_opts *o, char *err, size_t len)
 
 /* ---- nrt.h: the transport --------------------------------------------------------------------- */
 
+/* A crash of SPDK's code (or ours) ends the process that runs the target - with isolation,
+ * its own child - and the suite reports it as CRASH-1 with the child's stderr: a backtrace
+ * there says where.  Sanitizer builds keep the sanitizer's own handlers and reports. */
+static void core_fatal_signal(int sig)
+{
+    static const char head[] = "nrt spdk adapter: fatal signal, backtrace:\n";
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    ssize_t w = write(2, head, sizeof(head) - 1);
+    (void)w;
+    backtrace_symbols_fd(frames, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void core_crash_handlers(void)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    void *frames[1];
+    backtrace(frames, 1);   /* loads libgcc's unwinder now, not inside a signal handler */
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = core_fatal_signal;
+        sa.sa_flags = (int)SA_RESETHAND;
+        sigaction(sigs[i], &sa, NULL);
+    }
+#endif
+}
+
 static void core_free(struct nrt_transport *t)
 {
     if (t->emu)
@@ -895,6 +932,8 @@ struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *er
     t->o = o;
     t->next_group = -1;
     g_core = t;
+    if (getenv("NRT_ISOLATED_CHILD"))   /* a crash ends only this child: say where */
+        core_crash_handlers();
     t->ncmds = o.max_qpairs * (o.max_queue_depth + 1);
     t->cmds = calloc(t->ncmds, sizeof(*t->cmds));
     t->qpairs = calloc(o.max_qpairs, sizeof(*t->qpairs));
