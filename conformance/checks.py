@@ -103,15 +103,18 @@ def wr_pool_conserved(p: PoolCounts) -> None:
 
 def pool_returned_at_quiescence(wr: PoolCounts | None, buf: PoolCounts | None,
                                 expected_wrs: int, expected_bufs: int, *,
-                                held: bool = True) -> None:
+                                held: bool = True, target_says: str = "") -> None:
     """POOL-2 (data WRs) and POOL-3 (buffers) at quiescence: everything back in ring and
     caches, and (``held``: the target counts what requests hold) nothing held.  A pool
-    given as None is not judged."""
+    given as None is not judged.  ``target_says``: the target's own words on the same
+    pool (its destroy-time audit), quoted in the violation as evidence."""
     if wr is not None:
         back = wr.ring_free + wr.cached
         if (held and wr.held) or back != expected_wrs:
             fail("POOL-2", f"data-WR pool returned {back} of {expected_wrs} at quiescence"
-                           + (f" ({wr.held} still held by requests)" if held else ""))
+                           + (f" ({wr.held} still held by requests)" if held else "")
+                           + (f"; the target's own report at destroy: {target_says!r}"
+                              if target_says else ""))
     if buf is not None:
         back = buf.ring_free + buf.cached
         if (held and buf.held) or back != expected_bufs:
@@ -196,10 +199,11 @@ def requests_consistent(qpair: int, requests: Iterable[RequestInfo],
         if not 0 <= r.state < desc.num_states:
             fail("SM-1", f"qpair {qpair} cid {r.cid} is in {desc.state_name(r.state)}, "
                          f"not one of the {desc.num_states} states the target declares")
-        want = desc.queue_of_state.get(r.state, Queue.NONE)
-        if queues and r.queue != want:
+        allowed = desc.queues_allowed(r.state)
+        if queues and r.queue not in allowed:
+            want = " or ".join(_name(q, Queue) for q in allowed)
             fail("SM-1", f"qpair {qpair} cid {r.cid} in {desc.state_name(r.state)} sits on "
-                         f"queue {_name(r.queue, Queue)}, expected {_name(want, Queue)}")
+                         f"queue {_name(r.queue, Queue)}, expected {want}")
         if wrs and not r.wrs_outstanding <= r.wrs_posted <= r.num_wrs:
             fail("SM-1", f"qpair {qpair} cid {r.cid}: WRs outstanding {r.wrs_outstanding}, "
                          f"posted {r.wrs_posted}, held {r.num_wrs} out of order")

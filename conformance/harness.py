@@ -652,17 +652,28 @@ class Harness:
             reaped = sum(t.group_stats(g).completions
                          for g in range(self.options.num_poll_groups))
             checks.completions_accounted(reaped, t.target_completions())
-        judge_pools_at_rest(can, t.wr_pool() if self.desc.has("WR_POOL") else None,
-                            t.buf_pool() if self.desc.has("BUF_POOL") else None, (),
-                            self.options.wr_pool_capacity, self.options.num_shared_buffers)
         for _, models in self.subsystems:
             for ns in models:
                 got = t.read_namespace(ns.subsystem, ns.nsid, 0, ns.num_blocks * ns.block_size)
                 self._check_blocks(f"namespace {ns.subsystem}/{ns.nsid} after liveness mode",
                                    ns, 0, got)
+        wr = t.wr_pool() if self.desc.has("WR_POOL") else None
+        buf = t.buf_pool() if self.desc.has("BUF_POOL") else None
         self.target_events = t.progress
-        report = t.destroy()
-        self.alive = False
+        report = None
+        if (wr is not None and self.desc.has("DESTROY_REPORT")
+                and wr.ring_free + wr.cached != self.options.wr_pool_capacity):
+            # short at rest: destroy now, so that the finding quotes the target's own
+            # destroy-time audit of the same pool (SPDK's "wr pool count is X but should
+            # be Y") beside the counts
+            report = t.destroy()
+            self.alive = False
+        judge_pools_at_rest(can, wr, buf, (), self.options.wr_pool_capacity,
+                            self.options.num_shared_buffers,
+                            target_says=report.message if report is not None else "")
+        if report is None:
+            report = t.destroy()
+            self.alive = False
         judge_destroy_report(can, report, self.options.wr_pool_capacity,
                              self.options.num_shared_buffers)
 
@@ -711,7 +722,7 @@ def _audit(can: judging.Scope) -> bool:
 
 def judge_pools_at_rest(can: judging.Scope, wr: PoolCounts | None, buf: PoolCounts | None,
                         qpairs: Iterable[QpairInfo], expected_wrs: int,
-                        expected_bufs: int) -> None:
+                        expected_bufs: int, target_says: str = "") -> None:
     """POOL-1, POOL-2 and POOL-3 at a quiescent point (counts read there: None where the
     target does not declare them), each part only where ``can`` allows it."""
     if wr is not None and can("POOL-1", "conservation"):
@@ -723,7 +734,7 @@ def judge_pools_at_rest(can: judging.Scope, wr: PoolCounts | None, buf: PoolCoun
     checks.pool_returned_at_quiescence(
         wr if can("POOL-2", "returned") else None,
         buf if can("POOL-3", "buffers_returned") else None,
-        expected_wrs, expected_bufs, held=can.desc.has("WR_HELD"))
+        expected_wrs, expected_bufs, held=can.desc.has("WR_HELD"), target_says=target_says)
 
 
 def judge_destroy_report(can: judging.Scope, report: DestroyReport, expected_wrs: int,

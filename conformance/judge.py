@@ -5,7 +5,8 @@
                                 [--defects NAME,...] [--max-examples N]
                                 [--shrink-seconds S] [--jobs N] [--timeout S]
 
-Runs the gate's machines (``ContentionMachine``, ``TransportMachine``, ``FaultMachine`` of
+Runs the gate's machines (``ContentionMachine``, ``TransportMachine``, ``FaultMachine``,
+``StarvationMachine`` of
 ``conformance/test_gate.py``) and the ERR-1 and CONN-1 drivers (``ERR``:
 ``conformance/test_err.py``, ``CONN``: ``conformance/test_conn.py``) in one pytest run
 against the target selected (``--nrt-target``), pytest's own output going to stderr as the
@@ -58,6 +59,7 @@ MACHINES: dict[str, str] = {
     "ContentionMachine": f"{GATE_TEST}[ContentionMachine]",
     "TransportMachine": f"{GATE_TEST}[TransportMachine]",
     "FaultMachine": f"{GATE_TEST}[FaultMachine]",
+    "StarvationMachine": f"{GATE_TEST}[StarvationMachine]",
     "ERR": "conformance/test_err.py",
     "CONN": "conformance/test_conn.py",
 }

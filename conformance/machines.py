@@ -64,10 +64,14 @@ def _contained(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
-                  storm_faults: tuple[str, ...] = RUN_FAULTS, max_burst: int = 8) -> type:
+                  storm_faults: tuple[str, ...] = RUN_FAULTS, max_burst: int = 8,
+                  faults_on: bool = True,
+                  io_ops: tuple[str, ...] = ("write", "read", "write", "read", "flush")) -> type:
     """A gate machine whose examples start from ``configs``; the rules are shared.
     ``storm_faults`` weights the faults a storm draws (repeat a kind to favour it) and
-    ``max_burst`` bounds the IO a storm submits."""
+    ``max_burst`` bounds the IO a storm submits.  ``faults_on=False`` leaves out every
+    rule that injects a fault (storms, injections, bad keys): a stall found then has no
+    error path in it.  ``io_ops`` are the IO kinds the submit rule draws."""
 
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -83,7 +87,7 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             self.h = Harness(config, defects=defects_under_test())
 
         @precondition(lambda self: self._alive())
-        @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=8).map(tuple))
+        @rule(shapes=st.lists(io_shapes(ops=io_ops), min_size=1, max_size=8).map(tuple))
         @_contained
         def submit(self, shapes: tuple[IoShape, ...]) -> None:
             assert self.h is not None
@@ -97,32 +101,35 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             assert self.h is not None
             self.h.run_schedule(schedule, passes)
 
-        @precondition(lambda self: self._alive())
-        @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=max_burst).map(tuple),
-              schedule=schedules(min_size=2, max_size=24),
-              plan=fault_plans(max_faults=2, max_step=32, kinds=storm_faults))
-        @_contained
-        def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule, plan: FaultPlan) -> None:
-            """IO, then an interleaving with faults striking mid-transfer, in one step."""
-            assert self.h is not None
-            for shape in shapes:
-                self.h.submit_io(shape)
-            self.h.run_schedule(schedule, 2, plan)
+        if faults_on:
+            @precondition(lambda self: self._alive())
+            @rule(shapes=st.lists(io_shapes(), min_size=1, max_size=max_burst).map(tuple),
+                  schedule=schedules(min_size=2, max_size=24),
+                  plan=fault_plans(max_faults=2, max_step=32, kinds=storm_faults))
+            @_contained
+            def storm(self, shapes: tuple[IoShape, ...], schedule: Schedule,
+                      plan: FaultPlan) -> None:
+                """IO, then an interleaving with faults striking mid-transfer, in one step."""
+                assert self.h is not None
+                for shape in shapes:
+                    self.h.submit_io(shape)
+                self.h.run_schedule(schedule, 2, plan)
 
-        @precondition(lambda self: self._alive())
-        @rule(fault=faults(kinds=RUN_FAULTS))
-        @_contained
-        def inject(self, fault: Fault) -> None:
-            assert self.h is not None
-            self.h.fault(fault)
+            @precondition(lambda self: self._alive())
+            @rule(fault=faults(kinds=RUN_FAULTS))
+            @_contained
+            def inject(self, fault: Fault) -> None:
+                assert self.h is not None
+                self.h.fault(fault)
 
-        @precondition(lambda self: self._alive())
-        @rule(shape=io_shapes(ops=("write", "read")))
-        @_contained
-        def bad_key(self, shape: IoShape) -> None:
-            """A keyed descriptor with a wrong key: remote access error, qpair to error."""
-            assert self.h is not None
-            self.h.submit_io(shape, bad_key=True)
+            @precondition(lambda self: self._alive())
+            @rule(shape=io_shapes(ops=("write", "read")))
+            @_contained
+            def bad_key(self, shape: IoShape) -> None:
+                """A keyed descriptor with a wrong key: remote access error, qpair to
+                error."""
+                assert self.h is not None
+                self.h.submit_io(shape, bad_key=True)
 
         @precondition(lambda self: self._alive())
         @rule(which=st.integers(0, 7))
@@ -185,6 +192,23 @@ ContentionMachine = machine_class(
                  buf_cache_size=st.integers(0, 2), max_queue_depth=st.integers(4, 16)),
     "The gate's rules on configurations built for contention: split reads, WR "
     "starvation across poll groups, faults while transfers are partly posted.")
+
+#: Starvation without faults: more poll groups than the data-WR pool can feed at once
+#: (shallow queues, so the pool - depth x multiplier - is small for the groups), writes
+#: with lists of many descriptors (each one RDMA READ, so a WR chain from the pool, split
+#: across the read depth), nothing failing: a request waiting for WRs on one group while
+#: the last completions land on another is the shape of SPDK issue 3328 (a 100% write
+#: load there), and with no fault in the example a stall found here has no error path
+#: behind it.  Reads, whose data goes out in one unsplit chain of RDMA WRITEs, are the
+#: other machines' to judge.
+StarvationMachine = machine_class(
+    "StarvationMachine",
+    gate_configs(num_poll_groups=st.integers(3, 4), max_queue_depth=st.integers(2, 6),
+                 max_read_depth=st.integers(1, 4), wr_cache_size=st.integers(0, 2),
+                 buf_cache_size=st.integers(0, 2)),
+    "The gate's write and lifecycle rules, without faults, on configurations whose "
+    "data-WR pool is small for their poll groups.",
+    faults_on=False, io_ops=("write", "write", "write", "flush"))
 
 #: Faults on quiet qpairs: short IO bursts and storms dominated by post failures and
 #: qpair/port faults, so a qpair often has nothing else in flight when a post fails or a

@@ -530,6 +530,7 @@ class TargetDescription:
     state_names: tuple[str, ...]
     queue_of_state: Mapping[int, int]
     legal: frozenset[tuple[int, int]]
+    also_on_queue: Mapping[int, int] = field(default_factory=dict)   # a second queue allowed
 
     def has(self, *caps: str) -> bool:
         """True if the target declares every one of ``caps``."""
@@ -548,6 +549,13 @@ class TargetDescription:
     def states_on(self, queue: int) -> tuple[int, ...]:
         """The states whose requests sit on ``queue``."""
         return tuple(s for s, q in self.queue_of_state.items() if q == queue)
+
+    def queues_allowed(self, state: int) -> tuple[int, ...]:
+        """The queues a request in ``state`` may sit on: the one it implies, and a second
+        one the target declares for it (``also_on_queue``)."""
+        first = self.queue_of_state.get(state, 0)
+        second = self.also_on_queue.get(state, 0)
+        return (first, second) if second and second != first else (first,)
 
     @property
     def label(self) -> str:
@@ -568,7 +576,9 @@ class TargetDescription:
         return cls(ffi.string(c.name).decode(errors="replace"),
                    ffi.string(c.version).decode(errors="replace"), caps, n,
                    int(c.free_state), names,
-                   MappingProxyType({i: int(c.queue_of_state[i]) for i in range(n)}), legal)
+                   MappingProxyType({i: int(c.queue_of_state[i]) for i in range(n)}), legal,
+                   MappingProxyType({i: int(c.also_on_queue[i]) for i in range(n)
+                                     if c.also_on_queue[i]}))
 
 
 # ---------------------------------------------------------------------------------------

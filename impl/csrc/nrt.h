@@ -145,6 +145,9 @@ struct nrt_target_desc {
     char state_names[NRT_MAX_STATES][NRT_STATE_NAME_LEN];
     uint8_t queue_of_state[NRT_MAX_STATES];   /* NRT_QUEUE_* a request in the state sits on */
     uint32_t legal[NRT_MAX_STATES];           /* bit j of legal[i]: i -> j is legal */
+    uint8_t also_on_queue[NRT_MAX_STATES];    /* a second queue the state may sit on (0
+                                                 none): e.g. a transfer posted in part,
+                                                 its rest waiting in line */
 };
 
 /* which queue a request is linked on (SM-1: must match its state) */

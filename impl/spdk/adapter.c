@@ -1586,6 +1586,9 @@ int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
         snprintf(out->state_names[STATES[i].state], NRT_STATE_NAME_LEN, "%s", STATES[i].name);
         out->queue_of_state[STATES[i].state] = STATES[i].queue;
     }
+    /* rdma.c keeps a write whose RDMA READs were posted in part on the pending read queue
+     * while it is TRANSFERRING_HOST_TO_CONTROLLER, the rest of its READs waiting there */
+    out->also_on_queue[RDMA_REQUEST_STATE_TRANSFERRING_HOST_TO_CONTROLLER] = NRT_QUEUE_PENDING_READ;
     /* No transition graph is declared: transitions are not observable from outside
      * rdma.c's switch, so SM-1 judges states against queues only. */
     return 0;
