@@ -66,12 +66,15 @@ def _contained(fn: Callable[..., None]) -> Callable[..., None]:
 def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
                   storm_faults: tuple[str, ...] = RUN_FAULTS, max_burst: int = 8,
                   faults_on: bool = True,
-                  io_ops: tuple[str, ...] = ("write", "read", "write", "read", "flush")) -> type:
+                  io_ops: tuple[str, ...] = ("write", "read", "write", "read", "flush"),
+                  io: SearchStrategy[IoShape] | None = None) -> type:
     """A gate machine whose examples start from ``configs``; the rules are shared.
     ``storm_faults`` weights the faults a storm draws (repeat a kind to favour it) and
     ``max_burst`` bounds the IO a storm submits.  ``faults_on=False`` leaves out every
     rule that injects a fault (storms, injections, bad keys): a stall found then has no
-    error path in it.  ``io_ops`` are the IO kinds the submit rule draws."""
+    error path in it.  ``io_ops`` are the IO kinds the submit rule draws, ``io`` (if given)
+    the shapes it draws."""
+    submit_shapes = io if io is not None else io_shapes(ops=io_ops)
 
     class Machine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -87,7 +90,7 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             self.h = Harness(config, defects=defects_under_test())
 
         @precondition(lambda self: self._alive())
-        @rule(shapes=st.lists(io_shapes(ops=io_ops), min_size=1, max_size=8).map(tuple))
+        @rule(shapes=st.lists(submit_shapes, min_size=1, max_size=8).map(tuple))
         @_contained
         def submit(self, shapes: tuple[IoShape, ...]) -> None:
             assert self.h is not None
@@ -208,7 +211,8 @@ StarvationMachine = machine_class(
                  buf_cache_size=st.integers(0, 2)),
     "The gate's write and lifecycle rules, without faults, on configurations whose "
     "data-WR pool is small for their poll groups.",
-    faults_on=False, io_ops=("write", "write", "write", "flush"))
+    faults_on=False,
+    io=io_shapes(ops=("write",), layouts=("keyed_list",), min_descriptors=8, max_blocks=16))
 
 #: Faults on quiet qpairs: short IO bursts and storms dominated by post failures and
 #: qpair/port faults, so a qpair often has nothing else in flight when a post fails or a

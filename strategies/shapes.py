@@ -45,8 +45,12 @@ class IoShape:
 
 
 def io_shapes(*, ops: tuple[str, ...] = ("write", "read", "write", "read", "flush"),
-              max_blocks: int = 64, max_descriptors: int = 16) -> SearchStrategy[IoShape]:
-    """IO shapes biased toward writes and reads with several uneven descriptors."""
+              max_blocks: int = 64, max_descriptors: int = 16, min_descriptors: int = 1,
+              layouts: tuple[str, ...] = ("keyed", "keyed_list", "keyed_list", "in_capsule"),
+              ) -> SearchStrategy[IoShape]:
+    """IO shapes biased toward writes and reads with several uneven descriptors
+    (``min_descriptors``/``max_descriptors`` bound the cuts a list may have; the
+    realized list is still capped by what the target and the IO length allow)."""
     return st.builds(
         IoShape,
         op=st.sampled_from(ops),
@@ -54,8 +58,9 @@ def io_shapes(*, ops: tuple[str, ...] = ("write", "read", "write", "read", "flus
         namespace=st.integers(0, 3),
         blocks=st.integers(1, max_blocks),
         start=st.integers(0, 1 << 16),
-        layout=st.sampled_from(("keyed", "keyed_list", "keyed_list", "in_capsule")),
-        cuts=st.lists(st.integers(1, 999), max_size=max_descriptors - 1).map(tuple),
+        layout=st.sampled_from(layouts),
+        cuts=st.lists(st.integers(1, 999), min_size=min_descriptors - 1,
+                      max_size=max_descriptors - 1).map(tuple),
         gap=st.integers(0, 64),
     )
 
