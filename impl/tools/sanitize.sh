@@ -6,7 +6,9 @@
 # into .tox/sanitize's site-packages (the source tree's in-place impl/_nrt*.so is never
 # touched) and then runs this script with that venv's python.  By hand:
 #   PYTHON=/path/to/venv/bin/python impl/tools/sanitize.sh [pytest args for both runs]
-# SANITIZE_SUITES="target gate" (default) picks the suites: "target" alone takes seconds.
+# SANITIZE_SUITES="target gate spdk" (default) picks the suites: "target" alone takes
+# seconds; "spdk" is impl/tools/sanitize_spdk.sh (SPDK's rdma.c and the adapter built with
+# the sanitizers, from SANITIZE_SPDK_SRC, default ../shared/spdk/v26.05).
 #
 # Python itself is not instrumented, so the ASan runtime the extension links against is
 # LD_PRELOADed into python (and only python: never into bash, whose own leaks LSan would
@@ -79,7 +81,7 @@ run() {   # run ARGS...: sanitized python ARGS, stderr also copied to $ERRLOG
 run -c 'import impl._nrt as m; print("imported:", m.__file__)'
 
 PYTEST=(-m pytest --import-mode=importlib --capture=sys -p no:cacheprovider -p pytest_nrt_build -q)
-SUITES=" ${SANITIZE_SUITES:-target gate} "
+SUITES=" ${SANITIZE_SUITES:-target gate spdk} "
 if [[ "$SUITES" == *" target "* ]]; then
     echo "=== target tests: $ROOT/tests/target"
     run "${PYTEST[@]}" "$ROOT/tests/target" "$@"
@@ -87,6 +89,15 @@ fi
 if [[ "$SUITES" == *" gate "* ]]; then
     echo "=== ci conformance gate: $ROOT/conformance (profile ci)"
     run "${PYTEST[@]}" -n 2 --nrt-profile ci "$ROOT/conformance" "$@"
+fi
+
+if [[ "$SUITES" == *" spdk "* ]]; then
+    echo "=== SPDK's rdma.c under the sanitizers: impl/tools/sanitize_spdk.sh"
+    set +e
+    PYTHON="$PY" bash "$ROOT/impl/tools/sanitize_spdk.sh" ${SANITIZE_SPDK_SRC:+"$SANITIZE_SPDK_SRC"}
+    rc=$?
+    set -e
+    ((rc == 0)) || status=$rc
 fi
 
 shopt -s nullglob
