@@ -8,7 +8,12 @@
  *   shared data buffers ......... at NEED_BUFFER    -> req_release
  *   data WRs (posted+remainder) . at NEED_BUFFER    -> req_release
  *   read depth .................. at each READ post -> its READ completion
- *   send depth .................. at the SEND post  -> the SEND completion
+ *   send depth .................. at each READ post -> its READ completion
+ *                                 at the SEND post  -> the SEND completion
+ *
+ * The send depth is the QP's send queue (max_send_wr = max_send_depth): RDMA READs sit on
+ * it as much as the WRITEs and SENDs do, so they count against it too.  Kept that way, the
+ * provider never finds the send queue full, and a post is refused whole or taken whole.
  */
 #include "nrt_internal.h"
 #include <string.h>
@@ -246,6 +251,24 @@ static void post_failed(struct nrt_transport *t, uint32_t *depth, uint32_t n)
         *depth -= n;
 }
 
+/* The send-queue room r may take.  The head of the pending RDMA-WRITE queue needs room
+ * for all its WRITEs and its SEND at once (up to the whole send queue); READs and SENDs
+ * that take slots as they free would keep it waiting for ever under steady traffic.  So
+ * while it waits, everyone else on the qpair gets only the room beyond what it needs: the
+ * work in flight completes, the head goes out, and the others follow. */
+static uint32_t send_room(struct qpair *qp, const struct request *r)
+{
+    uint32_t room = qp->cur_send_depth < qp->max_send_depth
+                        ? qp->max_send_depth - qp->cur_send_depth : 0;
+    struct link *head = list_head(&qp->pending_write);
+    if (head && head != &r->qlink) {
+        const struct request *w = container_of(head, struct request, qlink);
+        uint32_t need = w->nwrs + 1;
+        room = room > need ? room - need : 0;
+    }
+    return room;
+}
+
 /* Posts a chain of n data WRs (linked in order); on failure nothing was posted. */
 static bool post_chain(struct nrt_transport *t, struct request *r, uint32_t first, uint32_t n,
                        struct ibv_send_wr *tail)
@@ -261,14 +284,19 @@ static bool post_reads(struct nrt_transport *t, struct request *r)
 {
     struct qpair *qp = r->qp;
     uint32_t room = qp->max_read_depth - qp->cur_read_depth;
+    uint32_t sq_room = send_room(qp, r);
     uint32_t n = r->nwrs - r->wrs_posted;
+    if (room > sq_room)
+        room = sq_room;
     if (n > room)
-        n = room;   /* the rest stays held, unposted, until reads complete */
+        n = room;   /* the rest stays held, unposted, until reads (or sends) complete */
     if (!n)
         return false;
     qp->cur_read_depth += n;
+    qp->cur_send_depth += n;
     if (!post_chain(t, r, r->wrs_posted, n, NULL)) {
         post_failed(t, &qp->cur_read_depth, n);
+        post_failed(t, &qp->cur_send_depth, n);
         return false;
     }
     r->wrs_posted += n;
@@ -277,6 +305,8 @@ static bool post_reads(struct nrt_transport *t, struct request *r)
     t->progress++;
     if (qp->cur_read_depth > qp->max_read_seen)
         qp->max_read_seen = qp->cur_read_depth;
+    if (qp->cur_send_depth > qp->max_send_seen)
+        qp->max_send_seen = qp->cur_send_depth;
     return true;
 }
 
@@ -294,8 +324,8 @@ static bool post_response(struct nrt_transport *t, struct request *r, bool with_
 {
     struct qpair *qp = r->qp;
     uint32_t nw = with_data ? r->nwrs : 0, n = nw + 1;
-    if (qp->cur_send_depth + n > qp->max_send_depth)
-        return false;
+    if (n > send_room(qp, r))
+        return false;   /* waits on its queue; the room it needs is kept for it */
     qp->cur_send_depth += n;
     fill_response(r);
     r->send_wr.next = NULL;
@@ -644,6 +674,7 @@ struct qpair *wc_handle(struct nrt_transport *t, const struct ibv_wc *wc)
         }
         r->wrs_outstanding--;
         qp->cur_read_depth--;
+        qp->cur_send_depth--;   /* a READ holds a send-queue slot until it completes */
         qp->signaled_outstanding--;
         if (!ok)
             qp_set_error(t, qp);

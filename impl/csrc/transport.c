@@ -590,8 +590,8 @@ static struct qpair *qpair_create(struct nrt_transport *t, struct rdma_cm_id *id
     qp->mr = ibv_reg_mr(dev->pd, qp->bufs, regsize, IBV_ACCESS_LOCAL_WRITE);
     /* the group's CQ on this device: made, or grown, to hold every completion its qpairs
      * can have outstanding at once */
-    /* receives, send-queue WRs and the RDMA READs outstanding at once (each READ is
-     * signaled and counts against the read depth, not the send depth) */
+    /* receives and send-queue WRs (RDMA READs are send-queue WRs: they count against
+     * the send depth as well as the read depth); the read depth on top is slack */
     uint32_t need_cqe = dev->cq_need[group] + depth + qp->max_send_depth + read_depth;
     struct ibv_cq *cq = dev->cqs[group];
     if (!cq)
