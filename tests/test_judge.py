@@ -315,19 +315,16 @@ def test_machine_names_are_the_gates() -> None:
     assert {m.__name__ for m in GATE_MACHINES} | {"ERR", "CONN"} == set(judge.MACHINES)
 
 
-SPDK_TREE = ROOT.parent / "shared" / "spdk" / "7068328493-parent"
 
 
 @pytest.fixture(scope="module")
 def spdk_tree() -> Path:
-    """An SPDK tree whose target builds (it declares no DEFECTS)."""
-    if not (SPDK_TREE / "lib" / "nvmf" / "rdma.c").is_file():
-        pytest.skip(f"no SPDK tree at {SPDK_TREE}")
-    try:
-        backends.load("spdk", SPDK_TREE)
-    except backends.BackendError as exc:
-        pytest.skip(f"the SPDK target does not build here: {str(exc).splitlines()[0]}")
-    return SPDK_TREE
+    """An SPDK tree whose target builds (it declares no DEFECTS); a build failure fails."""
+    from tests.spdk.conftest import tree
+
+    path = tree("7068328493-parent")
+    backends.load("spdk", path)
+    return path
 
 
 def test_defect_switches_of_a_target_without_them_are_refused(spdk_tree: Path) -> None:
