@@ -651,8 +651,8 @@ class Transport:
         if getattr(self, "_t", None) is not None and getattr(self, "_lib", None) is not None:
             try:
                 self._lib.nrt_rig_destroy(self._t, self._ffi.NULL)
-            except Exception:
-                pass   # an isolated target that already died has nothing left to free
+            except Exception:  # noqa: BLE001, S110 - a dead isolated target has nothing to free
+                pass
             self._t = None
         if getattr(self, "_child", None) is not None:
             self._close_child()

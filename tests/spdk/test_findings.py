@@ -31,7 +31,8 @@ def judge(name: str, machine: str) -> dict:
     cmd = [sys.executable, "-m", "conformance.judge", "--target", "spdk", "--spdk-src",
            str(tree(name)), "--machines", machine, "--jobs", "1",
            "--shrink-seconds", SHRINK_SECONDS]
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1500,
+                         check=False)
     lines = run.stdout.strip().splitlines()
     assert lines, f"judge printed nothing; stderr:\n{run.stderr[-3000:]}"
     verdict = json.loads(lines[-1])
