@@ -226,6 +226,23 @@ def _call_repr(name: str, args: tuple[Any, ...]) -> str:
 # A target library opened by path
 
 
+def _contract_attr(lib: Any, name: str, function: Any) -> Any:
+    """An ``nrt.h`` name on a lib-like object: an integer constant from the builtin lib, or
+    ``function(plan)`` for a function; kept in the object's ``__dict__`` so later look-ups
+    skip ``__getattr__``."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    if name in _CONSTS:
+        value: Any = _CONSTS[name]
+    else:
+        plan = _PLANS.get(name)
+        if plan is None:
+            raise AttributeError(f"the target contract (nrt.h) has no {name!r}")
+        value = function(plan)
+    lib.__dict__[name] = value
+    return value
+
+
 class SharedObjectLib:
     """A ``lib`` over a shared object exporting ``nrt.h``, typed by the builtin ``ffi``.
 
@@ -241,21 +258,14 @@ class SharedObjectLib:
         self._dll = ctypes.CDLL(self._path, mode=os.RTLD_NOW | os.RTLD_LOCAL)
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if name in _CONSTS:
-            value: Any = _CONSTS[name]
-        else:
-            plan = _PLANS.get(name)
-            if plan is None:
-                raise AttributeError(f"the target contract (nrt.h) has no {name!r}")
-            try:
-                sym = getattr(self._dll, name)
-            except AttributeError:
-                raise AttributeError(f"{self._path}: undefined symbol {name}") from None
-            value = ffi.cast(plan.ftype, ctypes.cast(sym, ctypes.c_void_p).value)
-        self.__dict__[name] = value
-        return value
+        return _contract_attr(self, name, self._function)
+
+    def _function(self, plan: _Plan) -> Any:
+        try:
+            sym = getattr(self._dll, plan.name)
+        except AttributeError:
+            raise AttributeError(f"{self._path}: undefined symbol {plan.name}") from None
+        return ffi.cast(plan.ftype, ctypes.cast(sym, ctypes.c_void_p).value)
 
     def __repr__(self) -> str:
         return f"<SharedObjectLib {self._path}>"
@@ -758,17 +768,7 @@ class IsolatedLib:
 
     # -- attributes: constants locally, functions through the child ---------------------
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        if name in _CONSTS:
-            value: Any = _CONSTS[name]
-        else:
-            plan = _PLANS.get(name)
-            if plan is None:
-                raise AttributeError(f"the target contract (nrt.h) has no {name!r}")
-            value = _forwarder(self.__dict__["_ch"], plan)
-        self.__dict__[name] = value   # later look-ups skip __getattr__
-        return value
+        return _contract_attr(self, name, lambda plan: _forwarder(self.__dict__["_ch"], plan))
 
 
 def _forwarder(ch: _Channel, plan: _Plan) -> Any:
