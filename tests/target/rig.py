@@ -203,6 +203,17 @@ def build(block_size: int = 512, num_blocks: int = 2048, io_depth: int = 8,
     return rig
 
 
+def at_min_send_depth() -> tuple[Rig, bytes]:
+    """A rig whose ``max_send_depth`` is its minimum (the largest request's WRITEs + 1),
+    with 64 blocks written at LBA 0 (returned) and the block device in manual mode."""
+    need = Options(**BASE_OPTIONS).max_wrs_per_request + 1
+    rig = build(max_send_depth=need)
+    media = rig.data(64 * 512)
+    assert rig.write(0, media, "keyed").status == Status.SUCCESS
+    rig.t.set_bdev_auto(False)
+    return rig, media
+
+
 def settle(t: Transport, *qpairs: int, max_rounds: int = 1000) -> list[Response]:
     """Drain (must reach quiescence, not stall), then reap every given qpair."""
     r = t.drain(max_rounds)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from impl import Capsule, FabricsType, Opcode, Queue, ReqState, Status, in_capsule
 
-from .rig import assert_clean_destroy, assert_released, build, waiting_for_buffers
+from .rig import (
+    assert_clean_destroy,
+    assert_released,
+    at_min_send_depth,
+    waiting_for_buffers,
+)
 
 
 def test_admin_fabrics_and_in_capsule_commands_pass_io_waiting_for_buffers() -> None:
@@ -47,14 +52,9 @@ def test_admin_fabrics_and_in_capsule_commands_pass_io_waiting_for_buffers() -> 
 def test_send_depth_bounds_posting_and_queues_the_rest() -> None:
     """max_send_depth at its minimum (largest request's WRITEs + 1): reads finish one at a
     time through the pending write queue, never over the limit."""
-    probe = build()
-    need = probe.t.options.max_wrs_per_request + 1
-    probe.t.destroy()
-    rig = build(max_send_depth=need)
+    rig, media = at_min_send_depth()
     t = rig.t
-    media = rig.data(64 * 512)
-    assert rig.write(0, media, "keyed").status == Status.SUCCESS
-    t.set_bdev_auto(False)
+    need = t.options.max_send_depth   # the minimum asked for
     caps = [rig.read_capsule(0, len(media), "list", ndesc=16, host_base=i * 200_000)
             for i in range(4)]
     for cap in caps:

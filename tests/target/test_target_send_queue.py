@@ -12,20 +12,14 @@ from __future__ import annotations
 
 from impl import Queue, ReqState, Status
 
-from .rig import Rig, assert_clean_destroy, build
+from .rig import Rig, assert_clean_destroy, at_min_send_depth
 
 
 def big_read_waiting_behind_a_read_wr() -> tuple[Rig, bytes, object, object]:
     """A 16-descriptor read executing in the block device, and a keyed write whose single
     RDMA READ has been posted but not delivered; then the read's IO completes."""
-    probe = build()
-    need = probe.t.options.max_wrs_per_request + 1
-    probe.t.destroy()
-    rig = build(max_send_depth=need)
+    rig, media = at_min_send_depth()
     t = rig.t
-    media = rig.data(64 * 512)
-    assert rig.write(0, media, "keyed").status == Status.SUCCESS
-    t.set_bdev_auto(False)
     read = rig.read_capsule(0, len(media), "list", ndesc=16, host_base=300_000)
     write = rig.write_capsule(200, rig.data(4096), "keyed", host_base=700_000)
     for cap in (read, write):
