@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -85,11 +86,13 @@ class Harness:
             self.t.destroy()
             raise
         self.alive = True
+        global _latest
+        _latest = weakref.ref(self)
         self.io_error_statuses: set[int] = set()
         self.write_tag = 0
         self.events = 0           # micro-events executed through the facade
         self.steps = 0
-        self.timeline: list[dict[str, int]] = []
+        self.timeline: list[dict[str, int | str]] = []   # pool samples (pool_row)
         self.target_events = 0    # state changes the target counted, read before destroy
         can = self.can
         checks.options_honoured(self.options, self.t.effective_options,
@@ -639,6 +642,7 @@ class Harness:
         bound = 64 + 16 * self.in_flight()
         result = t.drain(bound)
         self.collect()
+        self.sample("teardown")   # the state the checks below judge the pools in
         waiting = {qp.handle: [c for c, cmd in qp.outstanding.items() if not cmd.lost]
                    for qp in self.qpairs if not qp.failed}
         checks.no_stall(result, waiting, self._stall_detail() if not result.quiescent else "")
@@ -693,23 +697,43 @@ class Harness:
                 parts.append(f"group {g} pending_data_buffer {st.pending_data_buffer}")
         return "(" + "; ".join(parts[:8]) + ")" if parts else ""
 
-    def pool_row(self) -> dict[str, int]:
-        """One row of the pool timeline attached to reports."""
-        row = {"step": self.steps}
+    def pool_row(self, phase: str = "step") -> dict[str, int | str]:
+        """One sample of the pool timeline attached to reports: ``phase`` says when it was
+        taken (after a step, at teardown once liveness mode has drained, at a violation)."""
+        row: dict[str, int | str] = {"step": self.steps, "phase": phase}
         if not self.alive:
             return row
         if self.desc.has("WR_POOL"):
             wr = self.t.wr_pool()
-            row.update(wr_ring=wr.ring_free, wr_cached=wr.cached)
+            row.update(wr_capacity=wr.capacity, wr_ring=wr.ring_free, wr_cached=wr.cached)
             if self.desc.has("WR_HELD"):
-                row["wr_held"] = wr.held
+                row.update(wr_held=wr.held, wr_missing=wr.missing)
         if self.desc.has("BUF_POOL"):
             buf = self.t.buf_pool()
-            row.update(buf_ring=buf.ring_free, buf_cached=buf.cached)
+            row.update(buf_capacity=buf.capacity, buf_ring=buf.ring_free,
+                       buf_cached=buf.cached)
             if self.desc.has("WR_HELD"):
                 row["buf_held"] = buf.held
         row["in_flight"] = self.in_flight()
         return row
+
+    def sample(self, phase: str) -> dict[str, int | str] | None:
+        """Record a pool sample outside the per-step ones (nothing once destroyed)."""
+        if not self.alive:
+            return None
+        row = self.pool_row(phase)
+        self.timeline.append(row)
+        return row
+
+
+#: The harness built last in this process: the one a violation being raised belongs to
+#: (the reports plugin samples its pools at that moment).
+_latest: weakref.ref[Harness] | None = None
+
+
+def latest() -> Harness | None:
+    """The harness built last in this process, if it still exists."""
+    return _latest() if _latest is not None else None
 
 
 # ------------------------------------------------------------------ shared by the drivers

@@ -55,8 +55,8 @@ def reproducer(text: str) -> None:
     _keep(Pending(REPRODUCER, str(text), "text/plain", "txt", True))
 
 
-def pool_timeline(rows: Iterable[Mapping[str, object]]) -> None:
-    """Register pool counters over time as CSV; columns are the union of keys, first seen first."""
+def timeline_csv(rows: Iterable[Mapping[str, object]]) -> str:
+    """Pool counters over time as CSV; columns are the union of keys, first seen first."""
     materialized = [dict(row) for row in rows]
     columns = list(dict.fromkeys(key for row in materialized for key in row))
     buffer = io.StringIO()
@@ -64,7 +64,12 @@ def pool_timeline(rows: Iterable[Mapping[str, object]]) -> None:
         writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(materialized)
-    _keep(Pending(POOL_TIMELINE, buffer.getvalue(), "text/csv", "csv", True))
+    return buffer.getvalue()
+
+
+def pool_timeline(rows: Iterable[Mapping[str, object]]) -> None:
+    """Register pool counters over time as CSV (:func:`timeline_csv`)."""
+    _keep(Pending(POOL_TIMELINE, timeline_csv(rows), "text/csv", "csv", True))
 
 
 def stats(values: Mapping[str, object]) -> None:

@@ -1,8 +1,11 @@
-"""Allure categories: classify failures by the property ID their message names.
+"""Allure categories: what kind of failure a result is, from the property its message names.
 
-Every failing check's message carries its ID followed by a colon ("POOL-2: data-WR pool returned
-184280 of 184320"). pytest prefixes the exception type ("AssertionError: POOL-2: ...") and
-Hypothesis may wrap it, so each regex looks for ``<FAMILY>-<n>:`` anywhere in the message.
+The kinds are the catalogue's (:data:`reports.spec.KINDS`): a WR or buffer leak, a stall, a
+protocol violation, corrupted data, a crash; plus **infrastructure**, a result that broke
+without naming any property (the harness, the binding, the build).  Every failing check's
+message carries its ID followed by a colon ("POOL-2: data-WR pool returned 184280 of
+184320"); pytest prefixes the exception type and Hypothesis may wrap it, so each regex looks
+for ``<ID>:`` anywhere in the message.
 
 The regexes are written to behave the same under Allure 2 (Java, whole-message match) and
 Allure 3 (JavaScript, search): ``[\\s\\S]*`` instead of ``.*`` so newlines need no DOTALL flag,
@@ -16,55 +19,58 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reports.spec import FAMILIES
+from reports.spec import CATALOGUE, KINDS
 
-# What a failing check in each family means to the person reading the report.
-FAMILY_TITLES: dict[str, str] = {
-    "POOL": "WR/buffer pool leak",
-    "LIVE": "Stall / liveness",
-    "CQE": "Missing or duplicate completion",
-    "DATA": "Data corruption",
-    "SM": "Illegal request state",
-    "DEPTH": "Queue depth exceeded",
-    "CFG": "Configuration not honoured",
-    "ERR": "Malformed command mishandled",
-    "SHUT": "Shutdown did not release",
-    "CONN": "Connection setup mishandled",
-    "STATS": "Stats disagree with what was seen",
-    "CRASH": "Target crashed, aborted or hung",
+#: What each kind is called in the report.
+KIND_TITLES: dict[str, str] = {
+    "WR leak": "WR or buffer leak",
+    "stall": "Stall",
+    "protocol": "Protocol violation",
+    "data": "Data corruption",
+    "crash": "Target crash",
 }
 
-CRASH_CATEGORY = "Target crash or harness error"
+INFRASTRUCTURE_CATEGORY = "Infrastructure (the run broke without naming a property)"
+#: The former name of the infrastructure bucket, kept for callers that still use it.
+CRASH_CATEGORY = INFRASTRUCTURE_CATEGORY
 
-_ANY_ID = "(?:" + "|".join(FAMILIES) + r")-\d+:"
-
-
-def family_regex(family: str) -> str:
-    """messageRegex matching a message that names a property of ``family`` ("POOL-2: ...")."""
-    return r"[\s\S]*\b" + re.escape(family) + r"-\d+:[\s\S]*"
+_ANY_ID = "(?:" + "|".join(re.escape(p.id) for p in CATALOGUE) + "):"
 
 
-def category_name(family: str) -> str:
-    return f"{FAMILY_TITLES[family]} ({family})"
+def ids_of(kind: str) -> list[str]:
+    """The catalogue IDs whose violations are of ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+    return [p.id for p in CATALOGUE if p.kind == kind]
+
+
+def kind_regex(kind: str) -> str:
+    """messageRegex matching a message that names a property of ``kind`` ("POOL-2: ...")."""
+    ids = "|".join(re.escape(i) for i in ids_of(kind))
+    return r"[\s\S]*\b(?:" + ids + r"):[\s\S]*"
+
+
+def category_name(kind: str) -> str:
+    return f"{KIND_TITLES[kind]} ({', '.join(ids_of(kind))})"
 
 
 def categories() -> list[dict[str, Any]]:
-    """The categories.json content: one category per family, then the crash/harness bucket."""
+    """The categories: one per kind of failure, then the infrastructure bucket."""
     result: list[dict[str, Any]] = [
         {
-            "name": category_name(fam),
-            "description": f"A check of a {fam}-* property failed.",
+            "name": category_name(kind),
+            "description": f"A check of {', '.join(ids_of(kind))} failed: {KIND_TITLES[kind]}.",
             # A check may raise a non-assertion exception, which Allure records as broken.
             "matchedStatuses": ["failed", "broken"],
-            "messageRegex": family_regex(fam),
+            "messageRegex": kind_regex(kind),
         }
-        for fam in FAMILIES
+        for kind in KINDS
     ]
     result.append(
         {
-            "name": CRASH_CATEGORY,
-            "description": "The test broke without naming a property: a crash in the target, "
-            "the binding or the harness itself.",
+            "name": INFRASTRUCTURE_CATEGORY,
+            "description": "The test broke without naming a property: an error in the "
+            "harness, the binding, the build or the tools, not a verdict on the target.",
             "matchedStatuses": ["broken"],
             "messageRegex": r"(?![\s\S]*\b" + _ANY_ID + r")[\s\S]*",
         }

@@ -9,7 +9,12 @@ Environment variables read:
 
 The plugin adds what the run judged: ``target`` (the target description's name and version,
 ``target.name``, ``target.version``) and ``judged.<ID>`` per property: ``white-box: why``,
-``black-box: why`` or ``not judged: why`` (:mod:`conformance.judging`).
+``black-box: why`` or ``not judged: why`` (:mod:`conformance.judging`); and what it ran on
+(:func:`run_entries`): ``suite.commit`` and ``suite.dirty`` (uncommitted changes in the
+checkout), ``target.selected`` (``NRT_TARGET``), ``target.commit`` (the SPDK tree's commit,
+or the suite's for the built-in target), ``target.spdk_src``, ``defects`` (the defect
+switches the targets were built with, ``none`` when off), ``rdma-core`` (the version of the
+headers the target and simverbs compile against), ``kernel`` and ``seed``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,63 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         return None
     commit = done.stdout.strip()
     return commit if done.returncode == 0 and commit else None
+
+
+def git_dirty(cwd: str | Path | None = None) -> str:
+    """"yes" when the checkout at ``cwd`` has uncommitted changes to tracked files, "no"
+    when it has none, "unknown" outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                              cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if done.returncode != 0:
+        return "unknown"
+    return "yes" if done.stdout.strip() else "no"
+
+
+def rdma_core_version() -> str:
+    """The rdma-core version whose headers are installed (Debian's libibverbs-dev), or what
+    pkg-config says, or "not installed"."""
+    for command in (["dpkg-query", "-W", "-f", "${Version}", "libibverbs-dev"],
+                    ["pkg-config", "--modversion", "libibverbs"]):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10,
+                                  check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    return "not installed"
+
+
+def run_entries(cwd: str | Path | None = None, seed: str = "") -> dict[str, str]:
+    """What the run ran on, beyond the interpreter: the suite's commit and whether the
+    checkout was dirty, the target selected and its commit, the defect switches, rdma-core,
+    the kernel and the seed."""
+    target = os.environ.get("NRT_TARGET") or "builtin"
+    suite = git_commit(cwd)
+    out = {"suite.commit": suite or "unknown", "suite.dirty": git_dirty(cwd),
+           "target.selected": target}
+    commit = None
+    try:
+        from impl import backends
+
+        commit = backends.default().commit
+    except Exception:  # noqa: BLE001 - a target that cannot load has no commit to name
+        commit = None
+    if target == "builtin" and not commit:
+        commit = suite   # the built-in target is part of the suite
+    out["target.commit"] = commit or "unknown"
+    if os.environ.get("NRT_SPDK_SRC"):
+        out["target.spdk_src"] = os.environ["NRT_SPDK_SRC"]
+    out["defects"] = os.environ.get("NRT_DEFECTS") or "none"
+    out["rdma-core"] = rdma_core_version()
+    out["kernel"] = platform.release()
+    if seed:
+        out["seed"] = seed
+    return out
 
 
 def _hypothesis_version() -> str:
