@@ -1,6 +1,7 @@
 """The one-page release sign-off summary, from an Allure results directory.
 
-    python -m reports.summary --results reports/allure-results [--out reports/summary.md] [--check]
+    python -m reports.summary --results reports/allure-results [--out reports/summary.md]
+                              [--check [--min-tests N] [--all-properties]]
 
 Reads every ``*-result.json`` (the latest per historyId, as Allure shows retries), groups tests by
 their story labels (property IDs), and prints Markdown: a verdict per property, the overall
@@ -9,14 +10,20 @@ figures found in attachments named ``stress-figures.json``.
 
 Verdicts: a property PASSes only with at least one passed test and none failed or broken; FAIL
 if any of its tests failed or broke; NOT JUDGED if the run's environment.properties says the
-target declares nothing it could be judged by (``judged.<ID>``, written by the reports plugin);
-NOT PROVEN otherwise (no tests, or all skipped). Overall: FAIL if any test failed or broke;
-INCOMPLETE if some catalogue property is not PASS; else PASS.  The table says per property how
-it was judged for the target (white-box, black-box, not judged, and why), and the page names
-the target.
+target declares nothing it could be judged by (``judged.<ID>``, written by the reports plugin)
+or every result of it was skipped as "not judged: why"; NOT PROVEN otherwise (no tests, or all
+skipped). Overall: FAIL if any test failed or broke; INCOMPLETE if some catalogue property is
+not PASS; else PASS.  The table says per property how it was judged for the target
+(white-box, black-box, not judged, and why), and the page names the target; with results of
+several targets (the ``target`` parameter of the per-property results) a table per target
+follows.  Findings list every failed result with its message and its pasteable reproducer.
 
-Exit status: 0 when the summary was written (with --check: only if the overall verdict is PASS),
-1 for --check with another verdict, 2 when the results directory is missing or holds no results.
+The quality gate (``--check``): no failed or broken result, at least ``--min-tests`` passed
+results (default 13, one gate machine's properties: a run of skips does not pass), and with
+``--all-properties`` every catalogue property PASS or NOT JUDGED.
+
+Exit status: 0 when the summary was written (with --check: only if the quality gate passes),
+1 for --check when it fails, 2 when the results directory is missing or holds no results.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from reports.spec import BY_ID, CATALOGUE
 STATUSES = ("passed", "failed", "broken", "skipped")
 NO_PROPERTY = "(no property)"
 FIGURES_NAME = "stress-figures.json"
+REPRODUCER_NAME = "reproducer"
+DEFAULT_MIN_TESTS = 13
 
 
 class ResultsError(Exception):
@@ -52,6 +61,7 @@ class Result:
     start: int | None
     stop: int | None
     attachments: list[dict[str, Any]] = field(default_factory=list)
+    target: str = ""
 
 
 def _attachments(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,6 +100,8 @@ def load_results(results_dir: Path) -> list[Result]:
     for _, data in latest.values():
         labels = [lab for lab in data.get("labels") or [] if isinstance(lab, dict)]
         details = data.get("statusDetails") or {}
+        params = {str(p.get("name")): str(p.get("value")) for p in data.get("parameters") or []
+                  if isinstance(p, dict)}
         results.append(
             Result(
                 name=str(data.get("name", "?")),
@@ -104,9 +116,45 @@ def load_results(results_dir: Path) -> list[Result]:
                 start=_int(data.get("start")),
                 stop=_int(data.get("stop")),
                 attachments=_attachments(data),
+                target=params.get("target", ""),
             )
         )
     return results
+
+
+def global_attachments(results_dir: Path) -> list[dict[str, Any]]:
+    """The run-level attachments (``*-globals.json``)."""
+    found = []
+    for path in sorted(results_dir.glob("*-globals.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if isinstance(data, dict):
+            found += [a for a in data.get("attachments") or [] if isinstance(a, dict)]
+    return found
+
+
+def _not_judged(results: Sequence[Result], prop: str) -> bool:
+    mine = [r for r in results if prop in r.stories]
+    return bool(mine) and all(r.status == "skipped" and r.message.startswith("not judged")
+                              for r in mine)
+
+
+def verdicts_of(results: Sequence[Result], judged: dict[str, str] | None = None
+                ) -> dict[str, str]:
+    """Property -> verdict for ``results`` (one target's, or all)."""
+    counts: dict[str, Counter[str]] = {p.id: Counter() for p in CATALOGUE}
+    for result in results:
+        for story in result.stories or [NO_PROPERTY]:
+            counts.setdefault(story, Counter())[result.status] += 1
+    verdicts = {pid: property_verdict(c) for pid, c in counts.items()}
+    for pid in list(verdicts):
+        how = (judged or {}).get(pid, "")
+        if verdicts[pid] != "FAIL" and (how.startswith("not judged")
+                                        or _not_judged(results, pid)):
+            verdicts[pid] = "NOT JUDGED"   # passing tests prove nothing the target hid
+    return verdicts
 
 
 def property_verdict(counts: Counter[str]) -> str:
@@ -134,10 +182,7 @@ def summarise(results: Sequence[Result], environment: dict[str, str] | None = No
     for result in results:
         for story in result.stories or [NO_PROPERTY]:
             per_property.setdefault(story, Counter())[result.status] += 1
-    verdicts = {pid: property_verdict(c) for pid, c in per_property.items()}
-    for pid, how in judged.items():
-        if how.startswith("not judged") and verdicts.get(pid) != "FAIL" and pid in verdicts:
-            verdicts[pid] = "NOT JUDGED"   # passing tests prove nothing the target hid
+    verdicts = verdicts_of(results, judged)
     if NO_PROPERTY in verdicts and verdicts[NO_PROPERTY] == "NOT PROVEN":
         verdicts[NO_PROPERTY] = "-"  # unlabelled skips prove nothing and block nothing
     if any(v == "FAIL" for v in verdicts.values()):
@@ -148,6 +193,31 @@ def summarise(results: Sequence[Result], environment: dict[str, str] | None = No
         overall = "PASS"
     return Summary(per_property, verdicts, overall, list(results), judged,
                    env.get("target"))
+
+
+def quality_gate(summary: Summary, min_tests: int = DEFAULT_MIN_TESTS,
+                 all_properties: bool = False) -> list[tuple[str, bool, str]]:
+    """(rule, passed, what was seen) for each rule of the quality gate."""
+    totals = Counter(r.status for r in summary.results)
+    bad = totals["failed"] + totals["broken"] + totals["unknown"]
+    rules = [("no failed or broken result", bad == 0, f"{bad} failed or broken"),
+             (f"at least {min_tests} passed results", totals["passed"] >= min_tests,
+              f"{totals['passed']} passed, {totals['skipped']} skipped")]
+    if all_properties:
+        open_ = [p.id for p in CATALOGUE if summary.verdicts[p.id] not in ("PASS", "NOT JUDGED")]
+        rules.append(("every property PASS or NOT JUDGED", not open_,
+                      ", ".join(f"{p} {summary.verdicts[p]}" for p in open_) or "all"))
+    return rules
+
+
+def _reproducer(result: Result, results_dir: Path) -> str:
+    for att in result.attachments:
+        if att.get("name") == REPRODUCER_NAME and att.get("source"):
+            try:
+                return (results_dir / str(att["source"])).read_text(encoding="utf-8")
+            except OSError:
+                return ""
+    return ""
 
 
 def _seconds(ms: int) -> str:
@@ -167,9 +237,12 @@ def _flatten(value: object, prefix: str = "") -> Iterable[tuple[str, object]]:
 
 
 def figures(results: Sequence[Result], results_dir: Path) -> list[tuple[str, str, object]]:
-    """(test, figure, value) rows from every stress-figures.json attachment."""
+    """(test, figure, value) rows from every stress-figures.json attachment (of a result, or
+    of the run: Allure's globals, named "(run)")."""
     rows: list[tuple[str, str, object]] = []
-    for result in results:
+    run = Result("(run)", "(run)", "passed", [], "", None, None,
+                 global_attachments(results_dir))
+    for result in [*results, run]:
         for att in result.attachments:
             if att.get("name") != FIGURES_NAME or not att.get("source"):
                 continue
@@ -216,6 +289,16 @@ def render(summary: Summary, results_dir: Path) -> str:
         out += ["", "Judged outside the catalogue: "
                 + "; ".join(f"{p}: {how}" for p, how in others.items())]
 
+    targets = sorted({r.target for r in results if r.target})
+    if len(targets) > 1:
+        out += ["", "## Per target", "",
+                "| property | " + " | ".join(_cell(t) for t in targets) + " |",
+                "| --- |" + " --- |" * len(targets)]
+        per_target = {t: verdicts_of([r for r in results if r.target == t]) for t in targets}
+        for p in CATALOGUE:
+            out.append(f"| {p.id} | " + " | ".join(per_target[t][p.id] for t in targets)
+                       + " |")
+
     failing = [r for r in results if r.status not in ("passed", "skipped")]
     out += ["", "## Failing tests", ""]
     if failing:
@@ -225,6 +308,15 @@ def render(summary: Summary, results_dir: Path) -> str:
             out.append(f"- **{r.status}** `{r.full_name}` [{props}]: {first}")
     else:
         out.append("None.")
+
+    findings = [(r, _reproducer(r, results_dir)) for r in failing]
+    findings = [(r, text) for r, text in findings if text]
+    if findings:
+        out += ["", "## Findings and their reproducers", ""]
+        for r, text in sorted(findings, key=lambda f: f[0].full_name):
+            first = r.message.strip().splitlines()[0] if r.message.strip() else r.name
+            out += [f"### {r.name}" + (f" ({r.target})" if r.target else ""), "", first, "",
+                    "```python", text.rstrip("\n"), "```", ""]
 
     rows = figures(results, results_dir)
     if rows:
@@ -240,9 +332,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, required=True, help="Allure results directory")
     parser.add_argument("--out", type=Path, help="also write the Markdown here")
     parser.add_argument(
-        "--check", action="store_true", help="exit 1 unless the overall verdict is PASS"
+        "--check", action="store_true",
+        help="exit 1 unless the quality gate passes: no failed or broken result, at least "
+             "--min-tests passed results (and with --all-properties every property PASS or "
+             "NOT JUDGED)"
     )
+    parser.add_argument("--min-tests", type=int, default=DEFAULT_MIN_TESTS, metavar="N",
+                        help=f"passed results the quality gate needs (default {DEFAULT_MIN_TESTS})")
+    parser.add_argument("--all-properties", action="store_true",
+                        help="the quality gate also needs every catalogue property PASS or "
+                             "NOT JUDGED")
     args = parser.parse_args(argv)
+    if args.min_tests < 0:
+        parser.error("--min-tests must be 0 or more")
     try:
         results = load_results(args.results)
     except ResultsError as exc:
@@ -250,11 +352,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     summary = summarise(results, read_environment(args.results))
     text = render(summary, args.results)
+    gate = quality_gate(summary, args.min_tests, args.all_properties)
+    passed = all(ok for _, ok, _ in gate)
+    if args.check:
+        text += "\n## Quality gate: " + ("PASSED" if passed else "FAILED") + "\n\n" + "".join(
+            f"- {'ok' if ok else 'FAILED'}: {rule} ({seen})\n" for rule, ok, seen in gate)
     sys.stdout.write(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text, encoding="utf-8")
-    return 1 if args.check and summary.overall != "PASS" else 0
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":
