@@ -110,6 +110,22 @@ _LOADS = re.compile(
     r"""(https?:)?//([^/"'\s)]+)""", re.IGNORECASE)
 
 
+def write_quality_gate_widget(report_dir: Path, gate: Sequence[tuple[str, bool, str]],
+                              summary: Any) -> Path:
+    """Put the suite's quality gate into the report's Quality Gates tab (Allure 3 fills it
+    only under ``allure run``): one entry per rule, with the failed results it names."""
+    failed = [r.name for r in summary.results if r.status in ("failed", "broken")]
+    entries = [{"rule": rule, "success": ok, "actual": seen, "expected": rule,
+                "message": f"{'passed' if ok else 'FAILED'}: {rule} ({seen})"
+                           + (f": {', '.join(failed)}" if not ok and failed and i == 0 else ""),
+                "environment": "default", "testResults": []}
+               for i, (rule, ok, seen) in enumerate(gate)]
+    path = report_dir / "widgets" / "quality-gate.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"default": entries}), encoding="utf-8")
+    return path
+
+
 def strip_analytics(report_dir: Path) -> int:
     """Remove the analytics scripts from every page of the report; how many were removed."""
     removed = 0
@@ -211,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s = summary.summarise(summary.load_results(results),
                               summary.read_environment(results))
         gate = summary.quality_gate(s, args.min_tests)
+        write_quality_gate_widget(out, gate, s)
         lines = "".join(f"\n  {'ok' if ok else 'FAILED'}: {rule} ({seen})"
                         for rule, ok, seen in gate)
         if not all(ok for _, ok, _ in gate):
