@@ -85,68 +85,70 @@ def test_labels_have_one_story_per_id_and_one_feature_per_family() -> None:
 # --- categories ------------------------------------------------------------------------------
 
 
+LEAK = "WR or buffer leak (POOL-1, POOL-2, POOL-3, SHUT-1)"
+STALL = "Stall (LIVE-1, LIVE-2)"
+PROTOCOL = "Protocol violation (CQE-1, SM-1, DEPTH-1, CFG-1, ERR-1, CONN-1, STATS-1)"
+
+
 @pytest.mark.parametrize(
     ("message", "status", "expected"),
     [
-        (
-            "AssertionError: POOL-2: data-WR pool returned 184280 of 184320",
-            "failed",
-            "WR/buffer pool leak (POOL)",
-        ),
-        ("POOL-3: receive WRs 63 of 64\nheld by slot 7", "failed", "WR/buffer pool leak (POOL)"),
-        (
-            "AssertionError: LIVE-1: stall: 3 requests outstanding after a full round",
-            "failed",
-            "Stall / liveness (LIVE)",
-        ),
-        ("CQE-1: two responses for CID 12", "failed", "Missing or duplicate completion (CQE)"),
-        ("DATA-1: byte 4096 differs", "failed", "Data corruption (DATA)"),
-        (
-            "InvariantViolation: SM-1: request 4 went EXECUTING -> NEW",
-            "broken",
-            "Illegal request state (SM)",
-        ),
-        ("DEPTH-1: read depth 17 > 16", "failed", "Queue depth exceeded (DEPTH)"),
-        (
-            "CFG-1: pool capacity 2048, configured 4096",
-            "failed",
-            "Configuration not honoured (CFG)",
-        ),
-        ("ERR-1: no status for bad opcode", "failed", "Malformed command mishandled (ERR)"),
-        ("SHUT-1: 40 WRs not released", "failed", "Shutdown did not release (SHUT)"),
-        ("Fatal Python error: Segmentation fault", "broken", categories.CRASH_CATEGORY),
+        ("AssertionError: POOL-2: data-WR pool returned 184280 of 184320", "failed", LEAK),
+        ("POOL-3: receive WRs 63 of 64\nheld by slot 7", "failed", LEAK),
+        ("SHUT-1: 40 WRs not released", "failed", LEAK),
+        ("AssertionError: LIVE-1: stall: 3 requests outstanding after a full round", "failed",
+         STALL),
+        ("LIVE-2: keep-alive not answered in 4 rounds", "failed", STALL),
+        ("CQE-1: two responses for CID 12", "failed", PROTOCOL),
+        ("InvariantViolation: SM-1: request 4 went EXECUTING -> NEW", "broken", PROTOCOL),
+        ("DEPTH-1: read depth 17 > 16", "failed", PROTOCOL),
+        ("CFG-1: pool capacity 2048, configured 4096", "failed", PROTOCOL),
+        ("ERR-1: no status for bad opcode", "failed", PROTOCOL),
+        ("CONN-1: bad RECFMT accepted", "failed", PROTOCOL),
+        ("STATS-1: polls 3, seen 4", "failed", PROTOCOL),
+        ("DATA-1: byte 4096 differs", "failed", "Data corruption (DATA-1)"),
+        ("CRASH-1: SIGSEGV during submit (step 3)", "failed", "Target crash (CRASH-1)"),
+        ("Fatal Python error: Segmentation fault", "broken", categories.INFRASTRUCTURE_CATEGORY),
     ],
 )
-def test_categories_classify_by_the_property_in_the_message(
+def test_categories_classify_by_the_kind_of_the_property_in_the_message(
     message: str, status: str, expected: str
 ) -> None:
     assert categories.classify(message, status) == [expected]
 
 
-def test_a_message_of_another_family_is_not_a_pool_leak() -> None:
-    pool = next(c for c in categories.categories() if c["name"].endswith("(POOL)"))
-    # Mentions the pool, but is a LIVE check: must not land in the POOL category.
-    assert not re.fullmatch(pool["messageRegex"], "LIVE-1: stall while the data-WR pool is empty")
+def test_a_message_of_another_kind_is_not_a_leak() -> None:
+    leak = next(c for c in categories.categories() if c["name"] == LEAK)
+    # Mentions the pool, but is a LIVE check: must not land in the leak category.
+    assert not re.fullmatch(leak["messageRegex"], "LIVE-1: stall while the data-WR pool is empty")
     # Naming a POOL property in passing is not a POOL failure: the ID must lead a check message.
-    assert categories.classify("LIVE-1: stall; POOL-1 counters were fine") == [
-        "Stall / liveness (LIVE)"
-    ]
-    assert re.fullmatch(pool["messageRegex"], "AssertionError: POOL-1: ring 3 + caches 0 != 4")
+    assert categories.classify("LIVE-1: stall; POOL-1 counters were fine") == [STALL]
+    assert re.fullmatch(leak["messageRegex"], "AssertionError: POOL-1: ring 3 + caches 0 != 4")
 
 
-def test_a_broken_check_with_an_id_is_not_called_a_crash() -> None:
-    assert categories.CRASH_CATEGORY not in categories.classify("KeyError: POOL-2: x", "broken")
+def test_a_broken_check_with_an_id_is_not_called_infrastructure() -> None:
+    assert categories.INFRASTRUCTURE_CATEGORY not in categories.classify("KeyError: POOL-2: x",
+                                                                         "broken")
     assert categories.classify("Segfault", "failed") == []
 
 
-def test_write_categories_writes_every_family_and_the_crash_bucket(tmp_path: Path) -> None:
+def test_every_property_has_one_kind_and_every_kind_a_category(tmp_path: Path) -> None:
     path = categories.write_categories(tmp_path / "res")
     written = json.loads(path.read_text())
     names = [c["name"] for c in written]
-    assert len(names) == len(spec.FAMILIES) + 1
-    assert names[-1] == categories.CRASH_CATEGORY
-    for fam in spec.FAMILIES:
-        assert any(name.endswith(f"({fam})") for name in names)
+    assert len(names) == len(spec.KINDS) + 1
+    assert names[-1] == categories.INFRASTRUCTURE_CATEGORY
+    for p in spec.CATALOGUE:
+        assert sum(p.id in name for name in names) == 1, p.id
+        assert p.severity in spec.SEVERITIES
+
+
+def test_each_property_links_its_specification_sections() -> None:
+    for p in spec.CATALOGUE:
+        for section in p.sections:
+            assert section.url.startswith("https://nvmexpress.org/")
+            assert section.name and section.title
+    assert any(s.section == "3.3" and s.document == "rdma" for s in spec.sections("CONN-1"))
 
 
 # --- environment / executor ------------------------------------------------------------------
