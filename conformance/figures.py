@@ -8,8 +8,8 @@ every worker.
 
 Figures (the keys of :meth:`Figures.as_dict`):
 
-* ``targets``: targets built (one per example, plus one per abrupt restart); ``steps``:
-  rule steps whose invariants ran;
+* ``examples``: examples that built their target; ``restarts``: targets built again after
+  an abrupt destroy in the same example; ``steps``: rule steps whose invariants ran;
 * ``ios``: IO commands answered (any status), ``io_bytes``: the bytes they moved, and
   ``ios_submitted``;
 * ``faults``: faults injected, by kind (``bad_key`` is a keyed descriptor with a wrong
@@ -44,7 +44,8 @@ ON_TARGET: list[Callable[[], None]] = []
 class Figures:
     """Counters for one process (or, merged, for a whole run)."""
 
-    targets: int = 0
+    examples: int = 0
+    restarts: int = 0
     steps: int = 0
     ios: int = 0
     io_bytes: int = 0
@@ -64,6 +65,8 @@ class Figures:
     drain_rounds_total: int = 0
     max_subsystems: int = 0
     max_qpairs: int = 0
+    #: the last target was destroyed abruptly: the next one built is its restart
+    _restarting: bool = field(default=False, repr=False)
 
     # ------------------------------------------------------------------ harness call sites
     def target_starting(self) -> None:
@@ -71,7 +74,11 @@ class Figures:
             hook()
 
     def target_built(self, subsystems: int, qpairs: int, queue_depth: int) -> None:
-        self.targets += 1
+        if self._restarting:
+            self.restarts += 1
+        else:
+            self.examples += 1
+        self._restarting = False
         self.max_subsystems = max(self.max_subsystems, subsystems)
         self.max_qpairs = max(self.max_qpairs, qpairs)
         self.max_queue_depth_configured = max(self.max_queue_depth_configured, queue_depth)
@@ -116,6 +123,10 @@ class Figures:
                 if self.buf_low_water_fraction is None or frac < self.buf_low_water_fraction:
                     self.buf_low_water_fraction = frac
 
+    def destroyed_abruptly(self) -> None:
+        """An abrupt destroy (SHUT-1): in the gate's machines a restart follows it."""
+        self._restarting = True
+
     def drained(self, rounds: int, quiescent: bool) -> None:
         self.drains += 1
         self.drains_stalled += not quiescent
@@ -124,7 +135,7 @@ class Figures:
 
     # ----------------------------------------------------------------------- reading
     def as_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if not k.startswith("_")}
         out["faults"] = dict(sorted(self.faults.items()))
         return out
 

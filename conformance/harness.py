@@ -581,6 +581,7 @@ class Harness:
         in_flight = self.in_flight()
         FIGURES.pools(self.timeline, self.options.wr_pool_capacity,
                       self.options.num_shared_buffers)
+        FIGURES.destroyed_abruptly()
         self.target_events = self.t.progress
         report = self.t.destroy()
         self.alive = False
@@ -651,7 +652,11 @@ class Harness:
             except TargetError:
                 pass
         t.bdev_inject_error(0, 0)
-        bound = 64 + 16 * self.in_flight()
+        # a round completes at least one RDMA READ per request still transferring, so a
+        # request of many WRs at a small read depth (field scale: 1 MiB in 512-byte units)
+        # takes WRs / read depth rounds; a round without progress is a stall at any bound
+        per_request = -(-self.options.max_wrs_per_request // self.options.max_read_depth)
+        bound = 64 + 16 * self.in_flight() * max(1, per_request)
         result = t.drain(bound)
         FIGURES.drained(result.rounds, result.quiescent)
         FIGURES.pools(self.timeline, self.options.wr_pool_capacity,
