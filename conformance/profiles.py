@@ -21,8 +21,10 @@ stored under its test's key, which for a gate machine is the machine itself, so 
 profile replays it in the gate's reuse phase (``Phase.reuse``, which runs before
 generation and works with ``derandomize=True``) through a ``ReadOnlyDatabase`` inside a
 ``MultiplexedDatabase``: a nightly find fails the gate as a regression until the target is
-fixed, and the gate never deletes or adds an entry.  Field-scale finds replay at field
-scale in ``conformance/test_nightly_replay.py``.
+fixed, and the gate never deletes or adds an entry.  The gate's reuse phase replays with
+the ci profile's step count and scale, so a find deeper than 12 steps or at field scale
+replays exactly in ``conformance/test_nightly_replay.py`` (every stored example at each
+scale, with the nightly's step count, nothing generated).
 
 A CI system keeps the directory between runs as a cache (restore it before the gate, save
 it after the nightly; key it by branch), or as an artifact of the nightly job that the

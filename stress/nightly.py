@@ -291,13 +291,21 @@ def read_parts(out: Path) -> list[dict[str, Any]]:
 
 
 def summary(args: argparse.Namespace, backend: Any, parts: Iterable[dict[str, Any]],
-            elapsed: float, rc: int, log_tail: str) -> dict[str, Any]:
+            elapsed: float, rc: int, log_tail: str, killed_after: float | None = None,
+            ) -> dict[str, Any]:
     from conformance.figures import merge
 
     results = [r for p in parts for r in p["machines"]]
     figures = merge(r["figures"] for r in results)
     findings = [f for r in results for f in r["findings"]]
-    if rc not in (0, 1) or (rc == 1 and not findings):
+    if killed_after is not None:
+        findings.append({"machine": None, "property": None,
+                         "message": f"the run was stopped {killed_after:.0f} s after its "
+                                    f"budget: a finding still shrinking, or a hang (machines "
+                                    f"that finished are above; pytest.log has the rest)",
+                         "reproducer": "", "seed": args.seed, "round": None,
+                         "round_seed": None})
+    elif rc not in (0, 1) or (rc == 1 and not findings):
         findings.append({"machine": None, "property": "CRASH-1" if rc < 0 else None,
                          "message": f"the nightly's pytest run ended with status {rc} "
                                     f"without a finding of its own: {log_tail[-1500:]}",
@@ -351,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{' '.join(cmd)}", file=sys.stderr, flush=True)
     log_path = args.out / "pytest.log"
     grace = args.shrink_seconds + 120.0
+    killed_after = None
     with log_path.open("w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -364,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                     if time.time() > deadline + grace:
                         os.killpg(proc.pid, signal.SIGKILL)
                         rc = proc.wait()
+                        killed_after = time.time() - deadline
                         break
         except KeyboardInterrupt:
             os.killpg(proc.pid, signal.SIGINT)
@@ -377,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nightly: pytest could not run the machines (exit status {rc}; log "
               f"{log_path})", file=sys.stderr)
         return 2
-    line = summary(args, backend, read_parts(args.out), elapsed, rc, text)
+    line = summary(args, backend, read_parts(args.out), elapsed, rc, text, killed_after)
     body = json.dumps(line)
     (args.out / "figures.json").write_text(json.dumps(line, indent=1) + "\n", encoding="utf-8")
     print(_progress_line(args.out, deadline), file=sys.stderr)

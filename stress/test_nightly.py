@@ -20,7 +20,7 @@ import time
 from typing import Any, Self
 
 import pytest
-from hypothesis import seed, settings
+from hypothesis import Phase, seed, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance import checks
@@ -29,6 +29,10 @@ from reports import attach
 from stress import nightly
 
 pytestmark = pytest.mark.nightly
+
+
+#: No explain phase: it replays a find's variations one by one, minutes at field scale.
+ROUND_PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink)
 
 
 class BudgetSpent(KeyboardInterrupt):
@@ -88,7 +92,8 @@ def run_machine(machine: type, deadline: float, run: nightly.NightlyRun,
             progress.machine(name, rounds, merge(parts))
             try:
                 run_state_machine_as_test(machine, settings=settings(
-                    base or settings.default, max_examples=nightly.ROUND_EXAMPLES))
+                    base or settings.default, max_examples=nightly.ROUND_EXAMPLES,
+                    phases=ROUND_PHASES))
             except BudgetSpent:
                 pass   # the loop ends: the deadline has passed
             except Exception as exc:  # noqa: BLE001 - any failure of a round is a finding
@@ -114,8 +119,9 @@ def test_nightly(shard: Any, nightly_run: nightly.NightlyRun) -> None:
         share = time.time() + max(0.0, left) / (len(mine) - k)
         results.append(run_machine(machine, min(share, nightly_run.deadline), nightly_run,
                                    progress))
-    part = {"shard": str(shard), "machines": results}
-    nightly.write_part(nightly_run.out, str(shard), part)
+        # after every machine: a run stopped later still has what this one found
+        nightly.write_part(nightly_run.out, str(shard), {"shard": str(shard),
+                                                        "machines": results})
     figures = merge(r["figures"] for r in results)
     attach.figures({"shard": str(shard), "seed": nightly_run.seed, **figures,
                     "machines": {r["machine"]: r["figures"] for r in results}})
