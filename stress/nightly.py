@@ -23,7 +23,8 @@ Every failing example is stored in the nightly example database (``--db``, defau
 ci gate replays it and how a CI system keeps it).
 
 Written to ``--out`` (default ``reports/stress/``): ``figures.json`` (the JSON below),
-``pytest.log``, ``hypothesis-statistics.txt`` (``--hypothesis-show-statistics``),
+``pytest.log``, ``hypothesis-statistics.txt`` (what ``--hypothesis-show-statistics``
+prints, for every round of every machine: a round the budget interrupted has none),
 ``hypothesis/observed/*.jsonl`` (Hypothesis's observability output, one line per test
 case), ``parts/`` (each shard's figures) and ``progress/``.  Each shard also attaches its
 figures to its test's report (``reports.attach.figures``: Allure's ``stress-figures.json``
@@ -384,13 +385,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
     elapsed = time.time() - start
     text = log_path.read_text(encoding="utf-8", errors="replace")
-    (args.out / "hypothesis-statistics.txt").write_text(_statistics(text), encoding="utf-8")
     if rc in (2, 3, 4, 5):   # interrupted, internal error, usage error, nothing collected
         print(text[-3000:], file=sys.stderr)
         print(f"nightly: pytest could not run the machines (exit status {rc}; log "
               f"{log_path})", file=sys.stderr)
         return 2
-    line = summary(args, backend, read_parts(args.out), elapsed, rc, text, killed_after)
+    parts = read_parts(args.out)
+    rounds = [r.get("statistics", "") for p in parts for r in p["machines"]]
+    pytest_section = _statistics(text)   # only @given tests have one
+    (args.out / "hypothesis-statistics.txt").write_text("\n".join(
+        [*filter(None, rounds), *([pytest_section] if "during" in pytest_section else [])]),
+        encoding="utf-8")
+    line = summary(args, backend, parts, elapsed, rc, text, killed_after)
     body = json.dumps(line)
     (args.out / "figures.json").write_text(json.dumps(line, indent=1) + "\n", encoding="utf-8")
     print(_progress_line(args.out, deadline), file=sys.stderr)

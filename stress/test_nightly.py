@@ -15,6 +15,7 @@ the ci gate replays it.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any, Self
@@ -22,6 +23,7 @@ from typing import Any, Self
 import pytest
 from hypothesis import Phase, seed, settings
 from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.statistics import collector, describe_statistics
 
 from conformance import checks
 from conformance.figures import COLLECTOR, ON_TARGET, merge
@@ -81,6 +83,7 @@ def run_machine(machine: type, deadline: float, run: nightly.NightlyRun,
     name = machine.__name__
     parts: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
+    statistics: list[str] = []
     rounds = 0
     started = time.time()
     COLLECTOR.take()
@@ -90,12 +93,17 @@ def run_machine(machine: type, deadline: float, run: nightly.NightlyRun,
             seed(round_seed)(machine)
             budget.round_started()
             progress.machine(name, rounds, merge(parts))
+            # what --hypothesis-show-statistics prints for a @given test, for this round
+            keep = functools.partial(_keep_statistics, statistics, f"{name} round {rounds} "
+                                     f"(seed {round_seed})")
             try:
-                run_state_machine_as_test(machine, settings=settings(
-                    base or settings.default, max_examples=nightly.ROUND_EXAMPLES,
-                    phases=ROUND_PHASES))
-            except BudgetSpent:
-                pass   # the loop ends: the deadline has passed
+                with collector.with_value(keep):
+                    run_state_machine_as_test(machine, settings=settings(
+                        base or settings.default, max_examples=nightly.ROUND_EXAMPLES,
+                        phases=ROUND_PHASES))
+            except BudgetSpent:   # the loop ends: the deadline has passed
+                statistics.append(f"{name} round {rounds} (seed {round_seed}): interrupted "
+                                  f"by the budget, so Hypothesis kept no statistics\n")
             except Exception as exc:  # noqa: BLE001 - any failure of a round is a finding
                 findings.extend(nightly.findings_of(exc, name, run.seed, rounds, round_seed))
             finally:
@@ -106,7 +114,11 @@ def run_machine(machine: type, deadline: float, run: nightly.NightlyRun,
     progress.machine(name, rounds, figures)
     return {"machine": name, "rounds": rounds, "seconds": round(time.time() - started, 3),
             "longest_example_s": round(budget.longest_example, 3), "figures": figures,
-            "findings": findings}
+            "findings": findings, "statistics": "\n".join(statistics)}
+
+
+def _keep_statistics(into: list[str], title: str, stats: Any) -> None:
+    into.append(f"{title}:\n{describe_statistics(stats)}\n")
 
 
 def test_nightly(shard: Any, nightly_run: nightly.NightlyRun) -> None:
