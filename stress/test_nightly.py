@@ -143,5 +143,3 @@ def test_nightly(shard: Any, nightly_run: nightly.NightlyRun) -> None:
         pytest.fail(f"{len(findings)} finding(s):\n" + "\n".join(
             json.dumps({k: f[k] for k in ("machine", "property", "message", "seed")})
             for f in findings), pytrace=False)
-    assert sum(r["figures"]["examples"] for r in results) > 0 or all(
-        r["rounds"] <= 1 for r in results), "rounds ran but no example built a target"
