@@ -7,8 +7,20 @@
 * ``--nrt-defects NAME[,NAME]``: build every target with these defect switches on (used by
   the self-check to prove the gate still catches each historical bug); refused for a target
   that does not declare the DEFECTS capability.
+* ``--nrt-scale {ci,field}``: the scale the gate's strategies draw at (default ``ci``, or
+  ``NRT_SCALE``; ``strategies/scale.py``).
+* ``--nrt-nightly-db DIR``: the nightly example database (default ``.hypothesis/nightly``,
+  or ``NRT_NIGHTLY_DB``): the nightly profile writes it, the ci profile replays it
+  read-only (``conformance/profiles.py``).
+* ``--nrt-minutes M``, ``--nrt-seed S``, ``--nrt-machines A,B``, ``--nrt-out DIR``: the
+  nightly stress run (``pytest stress``, or ``python -m stress.nightly``): its time
+  budget in minutes (fractions allowed; default 5), seed (default random, printed),
+  machines (default all the gate's) and where its figures go (default
+  ``reports/stress``).
 * marker ``spec(*ids)``: the property IDs a test proves (registered by the reports plugin,
   which also labels tests for Allure and attaches reproducers).
+* marker ``nightly``: the nightly stress run's tests (``stress/``); collected only when
+  ``stress`` is named or ``--nrt-minutes`` is given, never by ``pytest tests conformance``.
 """
 
 from __future__ import annotations
@@ -35,9 +47,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="the SPDK source tree the spdk target is built from (NRT_SPDK_SRC)")
     group.addoption("--nrt-defects", default=None, metavar="NAME[,NAME]",
                     help="defect switches to build targets with (self-check only)")
+    group.addoption("--nrt-scale", default=None, choices=("ci", "field"),
+                    help="the scale the gate's strategies draw at: ci (default) or field")
+    group.addoption("--nrt-nightly-db", default=None, metavar="DIR",
+                    help="the nightly example database (default .hypothesis/nightly)")
+    group.addoption("--nrt-minutes", default=None, type=float, metavar="M",
+                    help="nightly stress (stress/): wall-time budget in minutes (default 5)")
+    group.addoption("--nrt-seed", default=None, type=int, metavar="S",
+                    help="nightly stress: the run's seed (default random, printed)")
+    group.addoption("--nrt-machines", default=None, metavar="A,B",
+                    help="nightly stress: the gate machines to run (default all)")
+    group.addoption("--nrt-out", default=None, metavar="DIR",
+                    help="nightly stress: where figures go (default reports/stress)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "nightly: the nightly stress run (stress/)")
+    scale = config.getoption("--nrt-scale")
+    if scale:
+        os.environ["NRT_SCALE"] = scale
+    db = config.getoption("--nrt-nightly-db")
+    if db:
+        os.environ["NRT_NIGHTLY_DB"] = str(Path(db).resolve())
     profile = config.getoption("--nrt-profile")
     if profile:
         os.environ["NRT_PROFILE"] = profile

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from conformance import checks, judging
+from conformance.figures import COLLECTOR as FIGURES
 from conformance.model import Command, ControllerModel, NamespaceModel, QpairModel, pattern
 from impl import (
     Capsule,
@@ -65,6 +66,7 @@ class Harness:
     """One target under test plus its reference model."""
 
     def __init__(self, config: GateConfig, *, defects: int = 0):
+        FIGURES.target_starting()
         self.config = config
         opts = config.options
         # the drawn options moved to the nearest ones this target honours exactly as asked
@@ -121,6 +123,8 @@ class Harness:
                 spec = ControllerSpec(ctrl.admin.port, ctrl.admin.group, ctrl.admin.depth,
                                       tuple((q.port, q.group, q.depth) for q in ctrl.io))
                 self._connect_controller(s, models, spec, settle=True)
+        FIGURES.target_built(len(self.subsystems), len(self.qpairs),
+                             self.options.max_queue_depth)
 
     # ---------------------------------------------------------------- topology helpers
     def _new_qpair(self, ctrl: ControllerModel, port: int, group: int, depth: int,
@@ -258,7 +262,12 @@ class Harness:
             if slba is None:
                 return False
             cmd_io = realize(shape, ns, self.strategy_options, nsm.nsid, slba=slba)
-        return self._submit_io(qp, cid, nsm, cmd_io, bad_key)
+        sent = self._submit_io(qp, cid, nsm, cmd_io, bad_key)
+        if sent:
+            FIGURES.io_submitted()
+            if bad_key:
+                FIGURES.fault("bad_key")
+        return sent
 
     def _free_lba(self, nsm: NamespaceModel, io: IoCommand) -> int | None:
         n = io.nlb + 1
@@ -361,6 +370,8 @@ class Harness:
         checks.response_expected(qp.handle, cid, cmd is not None, False, unexpected)
         assert cmd is not None
         cmd.result = result
+        if cmd.kind == "io":
+            FIGURES.io_answered(cmd.io.layout.length if cmd.io and cmd.io.layout else 0)
         if cmd.kind == "connect":
             checks.status_as_expected("CQE-1", qp.handle, cid, cmd.label, status,
                                       (Status.SUCCESS,))
@@ -532,6 +543,7 @@ class Harness:
         self._connect_controller(s, models, spec, settle=False)
 
     def fault(self, f: Fault) -> None:
+        FIGURES.fault(f.kind)
         t = self.t
         live = self.live_qpairs()
         if f.kind == "bdev_error":
@@ -570,6 +582,9 @@ class Harness:
     def shutdown(self) -> None:
         """SHUT-1: abrupt transport destroy with IO in whatever state it is in."""
         in_flight = self.in_flight()
+        FIGURES.pools(self.timeline, self.options.wr_pool_capacity,
+                      self.options.num_shared_buffers)
+        FIGURES.destroyed_abruptly()
         self.target_events = self.t.progress
         report = self.t.destroy()
         self.alive = False
@@ -614,6 +629,7 @@ class Harness:
             checks.transitions_legal(t.transitions(), desc)
         if can("STATS-1", "counters"):
             self._check_stats(infos)
+        FIGURES.step((len(q.outstanding) for q in self.qpairs), infos)
 
     def _check_stats(self, infos: list) -> None:  # type: ignore[type-arg]
         """STATS-1 for every poll group, from the qpair infos of this step."""
@@ -639,8 +655,15 @@ class Harness:
             except TargetError:
                 pass
         t.bdev_inject_error(0, 0)
-        bound = 64 + 16 * self.in_flight()
+        # a round completes at least one RDMA READ per request still transferring, so a
+        # request of many WRs at a small read depth (field scale: 1 MiB in 512-byte units)
+        # takes WRs / read depth rounds; a round without progress is a stall at any bound
+        per_request = -(-self.options.max_wrs_per_request // self.options.max_read_depth)
+        bound = 64 + 16 * self.in_flight() * max(1, per_request)
         result = t.drain(bound)
+        FIGURES.drained(result.rounds, result.quiescent)
+        FIGURES.pools(self.timeline, self.options.wr_pool_capacity,
+                      self.options.num_shared_buffers)
         self.collect()
         self.sample("teardown")   # the state the checks below judge the pools in
         waiting = {qp.handle: [c for c, cmd in qp.outstanding.items() if not cmd.lost]

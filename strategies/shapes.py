@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from strategies.commands import max_transfer_blocks
+from strategies.scale import FIELD, by_scale
 from strategies.types import IoCommand, Namespace, SglLayout, TransportOptions
 
 __all__ = ["IoShape", "io_shapes", "realize"]
@@ -45,18 +46,25 @@ class IoShape:
 
 
 def io_shapes(*, ops: tuple[str, ...] = ("write", "read", "write", "read", "flush"),
-              max_blocks: int = 64, max_descriptors: int = 16, min_descriptors: int = 1,
+              max_blocks: int | None = None, max_descriptors: int = 16,
+              min_descriptors: int = 1,
               layouts: tuple[str, ...] = ("keyed", "keyed_list", "keyed_list", "in_capsule"),
               ) -> SearchStrategy[IoShape]:
     """IO shapes biased toward writes and reads with several uneven descriptors
     (``min_descriptors``/``max_descriptors`` bound the cuts a list may have; the
-    realized list is still capped by what the target and the IO length allow)."""
+    realized list is still capped by what the target and the IO length allow).
+    ``max_blocks`` bounds the blocks a shape asks for; by default 64 at ci scale and, at
+    field scale (``strategies.scale``), up to 1 MiB of 512-byte blocks, often all of it
+    (the harness clips a shape to ``max_io_size`` and the namespace)."""
+    blocks = st.integers(1, max_blocks) if max_blocks is not None else by_scale(
+        st.integers(1, 64),
+        st.one_of(st.integers(1, 64), st.just(FIELD.io_blocks), st.integers(1, FIELD.io_blocks)))
     return st.builds(
         IoShape,
         op=st.sampled_from(ops),
         qpair=st.integers(0, 7),
         namespace=st.integers(0, 3),
-        blocks=st.integers(1, max_blocks),
+        blocks=blocks,
         start=st.integers(0, 1 << 16),
         layout=st.sampled_from(layouts),
         cuts=st.lists(st.integers(1, 999), min_size=min_descriptors - 1,

@@ -14,6 +14,8 @@ listener address; a port fault therefore takes whole controllers down.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
@@ -32,15 +34,28 @@ PLACEMENTS = ("packed", "spread", "admin_apart")
 MAX_TOPOLOGY_SUBSYSTEMS = 32
 
 
-def namespaces(min_blocks: int = 8, max_blocks: int = 256) -> SearchStrategy[Namespace]:
-    """A small RAM namespace: block size 512 or 4096, ``min_blocks..max_blocks`` blocks."""
-    return st.builds(Namespace, st.sampled_from([512, 4096]),
-                     st.integers(min_blocks, max_blocks))
+def namespaces(min_blocks: int = 8, max_blocks: int = 256,
+               max_bytes: int | None = None) -> SearchStrategy[Namespace]:
+    """A small RAM namespace: block size 512 or 4096, ``min_blocks..max_blocks`` blocks, or
+    with ``max_bytes`` up to that many bytes (often exactly: field scale's 1 MiB IO needs a
+    namespace that holds it)."""
+    if max_bytes is None:
+        return st.builds(Namespace, st.sampled_from([512, 4096]),
+                         st.integers(min_blocks, max_blocks))
+    return _sized_namespace(min_blocks, max_bytes)
+
+
+@st.composite
+def _sized_namespace(draw: DrawFn, min_blocks: int, max_bytes: int) -> Namespace:
+    bs = draw(st.sampled_from([512, 4096]))
+    most = max(min_blocks, max_bytes // bs)
+    return Namespace(bs, draw(st.one_of(st.integers(min_blocks, most), st.just(most))))
 
 
 def topologies(opts: TransportOptions, *, min_subsystems: int = 1, max_subsystems: int = 4,
                max_namespaces: int = 2, max_controllers: int = 2, max_io_qpairs: int = 4,
-               max_depth: int | None = None) -> SearchStrategy[Topology]:
+               max_depth: int | None = None, max_total_depth: int | None = None,
+               namespace_bytes: int | None = None) -> SearchStrategy[Topology]:
     """Topologies ``opts`` can hold.
 
     Subsystems ``min_subsystems..min(max_subsystems, 32, opts.max_subsystems)``, each with
@@ -50,6 +65,9 @@ def topologies(opts: TransportOptions, *, min_subsystems: int = 1, max_subsystem
     controllers when the budget runs out), ports stay below ``opts.max_ports``, groups below
     ``opts.num_poll_groups`` and depths in ``2..min(max_depth, opts.max_queue_depth)`` (a
 depth of 1 would mean CONNECT sqsize 0, which NVMe forbids).
+    ``max_total_depth`` bounds the sum of all qpair depths (each subsystem's admin qpair
+    keeps at least depth 2; later qpairs are shallower or left out when it runs out), and
+    ``namespace_bytes`` draws namespaces by size (:func:`namespaces`).
     Shrinks toward one subsystem, one namespace, one controller with no IO qpairs."""
     most_subs = min(max_subsystems, MAX_TOPOLOGY_SUBSYSTEMS, opts.max_subsystems)
     if not 1 <= min_subsystems <= most_subs or min_subsystems > opts.max_qpairs:
@@ -57,33 +75,58 @@ depth of 1 would mean CONNECT sqsize 0, which NVMe forbids).
                          f"max_qpairs={opts.max_qpairs}")
     depth = min(max_depth or opts.max_queue_depth, opts.max_queue_depth)
     return _topology(opts, min_subsystems, most_subs, min(max_namespaces, opts.max_namespaces),
-                     max_controllers, max_io_qpairs, depth)
+                     max_controllers, max_io_qpairs, depth, max_total_depth, namespace_bytes)
 
 
 @st.composite
 def _topology(draw: DrawFn, opts: TransportOptions, min_subs: int, most_subs: int,
-              most_ns: int, most_ctrlrs: int, most_io: int, most_depth: int) -> Topology:
+              most_ns: int, most_ctrlrs: int, most_io: int, most_depth: int,
+              total_depth: int | None = None, ns_bytes: int | None = None) -> Topology:
     ports = draw(st.integers(1, opts.max_ports))
     budget = opts.max_qpairs
+    depth_left = total_depth
     subsystems = []
     for s in range(draw(st.integers(min_subs, most_subs))):
         # keep one admin qpair per remaining mandatory subsystem
         reserve = max(0, min_subs - s - 1)
         room = budget - reserve
-        if room < 1:
+        if room < 1 or (depth_left is not None and depth_left - 2 * reserve < 2):
             break
-        nss = tuple(draw(st.lists(namespaces(), min_size=1, max_size=most_ns)))
+        nss = tuple(draw(st.lists(namespaces(max_bytes=ns_bytes), min_size=1,
+                                  max_size=most_ns)))
         ctrlrs = []
         for _ in range(draw(st.integers(1, min(most_ctrlrs, room)))):
             if room < 1:
                 break
             ctrlr = draw(_controller(opts.num_poll_groups, ports, min(most_io, room - 1),
                                      most_depth))
+            if depth_left is not None:
+                # two entries kept for each mandatory subsystem still to come
+                ctrlr = _within_depth(ctrlr, depth_left - 2 * reserve)
+                if ctrlr is None:
+                    break
+                depth_left -= ctrlr.admin.depth + sum(q.depth for q in ctrlr.io)
             room -= 1 + len(ctrlr.io)
             budget -= 1 + len(ctrlr.io)
             ctrlrs.append(ctrlr)
         subsystems.append(Subsystem(nss, tuple(ctrlrs)))
     return Topology(ports, tuple(subsystems))
+
+
+def _within_depth(ctrlr: Controller, left: int) -> Controller | None:
+    """``ctrlr`` with its qpairs made shallower (never below 2) and trailing IO qpairs left
+    out until their depths sum to at most ``left``; None if not even its admin qpair fits."""
+    if left < 2:
+        return None
+    admin = replace(ctrlr.admin, depth=min(ctrlr.admin.depth, left))
+    left -= admin.depth
+    io = []
+    for q in ctrlr.io:
+        if left < 2:
+            break
+        io.append(replace(q, depth=min(q.depth, left)))
+        left -= io[-1].depth
+    return Controller(admin, tuple(io))
 
 
 @st.composite
