@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
@@ -274,7 +274,13 @@ def test_sgl_layouts_mix_and_cross_unit_boundaries() -> None:
     lists = [layout for _, layout in sample if layout.kind == "keyed_list"]
     assert sum(layout.crosses_unit_boundary(CI.io_unit_size) for layout in lists) >= len(
         lists) // 3
-    assert any(layout.count == 16 for layout in lists)
+    # the longest list the target takes is reachable (a search, not a share of one sample:
+    # the derandomized sample moves with every constant in the project's source)
+    longest = find(sgl_layouts(16384, CI, "h2c"),
+                   lambda layout: layout.kind == "keyed_list" and layout.count == 16,
+                   settings=settings(database=None, derandomize=True, max_examples=2000,
+                                     suppress_health_check=list(HealthCheck)))
+    _check_layout(longest, 16384, CI, "h2c")
     assert any(len(set(layout.lengths)) > 1 for layout in lists)
     assert any(list(layout.offsets) != sorted(layout.offsets) for layout in lists)
     assert not any(layout.kind == "in_capsule" and d == "c2h" for (_, d), layout in sample)
