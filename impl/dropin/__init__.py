@@ -217,6 +217,13 @@ class Server:
         """One pass of the target's pollers by hand (what autoprogress does)."""
         return int(self._lib.nrt_dropin_progress(self._s))
 
+    def set_block_io_auto(self, on: bool) -> None:
+        """Block IO completes at once (the default while served) or waits (a test that
+        needs a command outstanding)."""
+        if self._t == self._ffi.NULL:
+            raise ServeError("the server is stopped")
+        self._lib.nrt_bdev_set_auto(self._t, 1 if on else 0)
+
     @property
     def passes(self) -> int:
         """How often the target's pollers have run."""

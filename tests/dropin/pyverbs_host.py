@@ -23,12 +23,15 @@ from pyverbs.qp import QPCap, QPInitAttr
 
 from impl import dropin
 from impl.wire import (
+    FCTYPE_PROPERTY_SET,
     Capsule,
     CmRequestPrivateData,
     ConnectData,
     ConnectSqe,
     Cqe,
+    PropertySqe,
     connect_capsule,
+    keyed,
 )
 
 HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001"
@@ -39,7 +42,9 @@ def connect(srv: dropin.Server, qid: int = 0, depth: int = 4) -> tuple[CMID, dic
     cap = QPCap(max_send_wr=depth, max_recv_wr=depth, max_send_sge=1, max_recv_sge=1)
     cmid = CMID(creator=ai, qp_init_attr=QPInitAttr(qp_type=e.IBV_QPT_RC, cap=cap,
                                                     sq_sig_all=1))
-    cp = ConnParam(resources=4, depth=4, data_len=CmRequestPrivateData.SIZE)
+    # the target may RDMA READ host memory (responder resources), never the reverse
+    # (NVMe/RDMA 1.0 3.3: the host's initiator depth is 0)
+    cp = ConnParam(resources=4, depth=0, data_len=CmRequestPrivateData.SIZE)
     cp.set_private_data(CmRequestPrivateData(qid=qid, hrqsize=depth, hsqsize=depth - 1)
                         .encode())
     cmid.connect(cp)
@@ -63,9 +68,10 @@ def exchange(cmid: CMID, capsule: bytes) -> Cqe:
     return cqe
 
 
-def fabrics_connect(cmid: CMID, srv: dropin.Server, qid: int, cid: int = 1) -> Cqe:
+def fabrics_connect(cmid: CMID, srv: dropin.Server, qid: int, cid: int = 1,
+                    cntlid: int = 0xFFFF) -> Cqe:
     capsule = connect_capsule(ConnectSqe(cid=cid, qid=qid, sqsize=3),
-                              ConnectData.make(srv.subnqn, HOSTNQN))
+                              ConnectData.make(srv.subnqn, HOSTNQN, cntlid=cntlid))
     return exchange(cmid, capsule.encode())
 
 
@@ -84,22 +90,39 @@ def scenario_connect(srv: dropin.Server) -> dict:
     return out
 
 
-def scenario_stats(srv: dropin.Server) -> dict:
-    before = srv.stats()
-    cmid, _ = connect(srv)
-    admin = fabrics_connect(cmid, srv, qid=0)
+def read_capsule(mr, cid: int, slba: int, block: int = 512) -> bytes:
+    """An NVM Read of one block into the host region ``mr`` (a keyed SGL, NVMe/RDMA 1.0
+    4.2: address, length, the region's rkey)."""
+    return Capsule.io(0x02, cid, 1, slba, 0, [keyed(mr.buf, block, mr.rkey)]).encode()
+
+
+def io_queue(srv: dropin.Server) -> tuple[CMID, CMID, int]:
+    """An admin queue and one IO queue, each through RDMA CM and a Fabrics Connect."""
+    admin, _ = connect(srv)
+    a = fabrics_connect(admin, srv, qid=0)
+    # CC.EN = 1 with 64-byte SQEs and 16-byte CQEs (NVMe base 2.0 3.1.3.5): IO queues
+    # exist only on an enabled controller
+    cc = 1 | 6 << 16 | 4 << 20
+    en = exchange(admin, PropertySqe(FCTYPE_PROPERTY_SET, cid=3, ofst=0x14, value=cc).encode())
+    if en.status != 0:
+        raise RuntimeError(f"Property Set CC.EN failed: {en.status:#x}")
     io, _ = connect(srv, qid=1)
-    cqe = fabrics_connect(io, srv, qid=1, cid=2)
-    reads = []
-    for i in range(8):
-        reads.append(exchange(io, Capsule.io(0x02, 10 + i, 1, i, 0).encode()).status)
+    cqe = fabrics_connect(io, srv, qid=1, cid=2, cntlid=a.cdw0 & 0xFFFF)
+    return admin, io, cqe.status
+
+
+def scenario_stats(srv: dropin.Server) -> dict:
+    before = rpc_stats(srv.rpc_socket)
+    admin, io, io_status = io_queue(srv)
+    data = io.reg_write(4096)
+    reads = [exchange(io, read_capsule(data, 10 + i, i)).status for i in range(8)]
     after = rpc_stats(srv.rpc_socket)
     io.disconnect()
-    cmid.disconnect()
+    admin.disconnect()
+    data.close()
     io.close()
-    cmid.close()
-    return {"before": before, "after": after, "admin": admin.status, "io": cqe.status,
-            "reads": reads}
+    admin.close()
+    return {"before": before, "after": after, "io": io_status, "reads": reads}
 
 
 def rpc_stats(path: str) -> dict:
@@ -120,7 +143,27 @@ def rpc_stats(path: str) -> dict:
                 continue
 
 
-SCENARIOS = {"connect": scenario_connect, "stats": scenario_stats}
+def scenario_failed_write(srv: dropin.Server) -> dict:
+    """A Write whose data the target cannot read: 16 keyed descriptors (a last-segment list,
+    NVMe base 2.0 4.3.2) into host memory registered without remote read, so every RDMA
+    READ the target posts completes in error (IBV_WC_REM_ACCESS_ERR), the qpair goes to
+    error and the command is completed abnormally."""
+    _admin, io, io_status = io_queue(srv)
+    data = io.reg_msgs(16 * 4096)            # local access only: no IBV_ACCESS_REMOTE_READ
+    descs = [keyed(data.buf + i * 4096, 4096, data.rkey) for i in range(16)]
+    capsule = Capsule.io(0x01, 30, 1, 0, 16 * 8 - 1, descs).encode()
+    recv_mr = io.reg_msgs(64)
+    io.post_recv(recv_mr, 64)
+    send_mr = io.reg_msgs(len(capsule))
+    send_mr.write(capsule, len(capsule))
+    io.post_send(send_mr)
+    swc = io.get_send_comp()
+    srv.progress()
+    srv.stop()
+    return {"io": io_status, "send": int(swc.status)}
+
+
+SCENARIOS = {"failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:
