@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pyverbs.cm_enums as ce
 import pyverbs.device as pd
 import pyverbs.enums as e
-from pyverbs.cmid import CMID, AddrInfo, ConnParam
+from pyverbs.cmid import CMID, AddrInfo, CMEvent, CMEventChannel, ConnParam
 from pyverbs.qp import QPCap, QPInitAttr
 
 from impl import dropin
@@ -163,7 +163,55 @@ def scenario_failed_write(srv: dropin.Server) -> dict:
     return {"io": io_status, "send": int(swc.status)}
 
 
-SCENARIOS = {"failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
+def _event(ch) -> tuple[int, bytes]:
+    ev = CMEvent(ch)
+    kind, data = ev.event_type, bytes(ev.private_data or b"")
+    ev.ack_cm_event()
+    return kind, data
+
+
+def async_connect(srv: dropin.Server, ch, qid: int, hrqsize: int) -> tuple[CMID, list]:
+    """The event-channel CM: resolve address and route, a QP, connect; every event."""
+    cmid = CMID(creator=ch)
+    ai = AddrInfo(dst=srv.address, dst_service=str(srv.port), port_space=ce.RDMA_PS_TCP)
+    events = []
+    cmid.resolve_addr(ai)
+    events.append(_event(ch))
+    cmid.resolve_route()
+    events.append(_event(ch))
+    cap = QPCap(max_send_wr=4, max_recv_wr=4, max_send_sge=1, max_recv_sge=1)
+    cmid.create_qp(QPInitAttr(qp_type=e.IBV_QPT_RC, cap=cap, sq_sig_all=1))
+    cp = ConnParam(resources=4, depth=0, data_len=CmRequestPrivateData.SIZE)
+    cp.set_private_data(CmRequestPrivateData(qid=qid, hrqsize=hrqsize, hsqsize=3).encode())
+    cmid.connect(cp)
+    events.append(_event(ch))
+    return cmid, events
+
+
+def scenario_async_cm(srv: dropin.Server) -> dict:
+    """A rejected connect (HRQSIZE 1: NVMe/RDMA 1.0 3.3 figure 6, STS 5 invalid HRQSIZE)
+    with its reject private data; then an accepted one, its Connect, and the
+    DISCONNECTED event of a host-side disconnect."""
+    ch = CMEventChannel()
+    bad, rejected = async_connect(srv, ch, qid=0, hrqsize=1)
+    good, accepted = async_connect(srv, ch, qid=0, hrqsize=4)
+    cqe = fabrics_connect(good, srv, qid=0)
+    good.disconnect()
+    disconnected = _event(ch)
+    names = {int(getattr(ce, n)): n for n in dir(ce) if n.startswith("RDMA_CM_EVENT_")}
+
+    def show(events: list) -> list:
+        return [[names.get(k, str(k)), d.hex()] for k, d in events]
+
+    out = {"rejected": show(rejected), "accepted": show(accepted),
+           "disconnected": show([disconnected]), "connect_status": cqe.status}
+    bad.close()
+    good.close()
+    ch.close()
+    return out
+
+
+SCENARIOS = {"async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:
