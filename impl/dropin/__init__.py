@@ -244,6 +244,8 @@ class Server:
             rc = lib.nrt_transport_destroy(self._t, report)
             self._t = ffi.NULL
             message = ffi.string(report.message).decode(errors="replace")
+            if self._self_logged:
+                lib.nrt_dropin_set_log_file(ffi.NULL)    # the target's own log: closed
             self._log(f"destroyed ({rc}): wr {report.wr_returned}/{report.wr_expected}, "
                       f"buffers {report.buf_returned}/{report.buf_expected}"
                       + (f": {message}" if message and not self._self_logged else ""))
