@@ -211,7 +211,52 @@ def scenario_async_cm(srv: dropin.Server) -> dict:
     return out
 
 
-SCENARIOS = {"async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
+def scenario_comp_channel(srv: dropin.Server) -> dict:
+    """A host that sleeps on a completion channel instead of polling: its own CQ on the
+    CM's device context, armed (ibv_req_notify_cq), then ibv_get_cq_event - which runs the
+    fabric and the target until the response's completion raises the event."""
+    from pyverbs.cq import CQ, CompChannel
+    ch = CMEventChannel()
+    cmid = CMID(creator=ch)
+    cmid.resolve_addr(AddrInfo(dst=srv.address, dst_service=str(srv.port),
+                               port_space=ce.RDMA_PS_TCP))
+    _event(ch)
+    cmid.resolve_route()
+    _event(ch)
+    cc = CompChannel(cmid.context)
+    cq = CQ(cmid.context, 16, None, cc, 0)
+    cap = QPCap(max_send_wr=4, max_recv_wr=4, max_send_sge=1, max_recv_sge=1)
+    cmid.create_qp(QPInitAttr(qp_type=e.IBV_QPT_RC, scq=cq, rcq=cq, cap=cap, sq_sig_all=1))
+    cp = ConnParam(resources=4, depth=0, data_len=CmRequestPrivateData.SIZE)
+    cp.set_private_data(CmRequestPrivateData(qid=0, hrqsize=4, hsqsize=3).encode())
+    cmid.connect(cp)
+    established = _event(ch)[0] == ce.RDMA_CM_EVENT_ESTABLISHED
+    recv_mr = cmid.reg_msgs(64)
+    cmid.post_recv(recv_mr, 64)
+    capsule = connect_capsule(ConnectSqe(cid=5, qid=0, sqsize=3),
+                              ConnectData.make(srv.subnqn, HOSTNQN)).encode()
+    send_mr = cmid.reg_msgs(len(capsule))
+    send_mr.write(capsule, len(capsule))
+    seen: list = []
+    events = 0
+    cq.req_notify()
+    cmid.post_send(send_mr)
+    while len(seen) < 2 and events < 4:
+        cc.get_cq_event(cq)           # the verbs pattern: wait, ack, re-arm, then drain
+        events += 1
+        cq.ack_events(1)
+        cq.req_notify()
+        n, wcs = cq.poll(4)
+        seen += [(int(w.opcode), int(w.status)) for w in wcs[:n]]
+    cqe = Cqe.decode(recv_mr.read(16, 0))
+    cmid.disconnect()
+    for obj in (send_mr, recv_mr, cmid, cq, cc, ch):
+        obj.close()
+    return {"established": established, "events": events, "completions": seen,
+            "cid": cqe.cid, "status": cqe.status}
+
+
+SCENARIOS = {"comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:

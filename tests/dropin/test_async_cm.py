@@ -22,3 +22,13 @@ def test_event_channel_cm_reject_accept_disconnect(pyverbs_host) -> None:
     assert (acc.recfmt, acc.crqsize) == (0, 4)
     assert out["connect_status"] == 0
     assert [k for k, _ in out["disconnected"]] == ["RDMA_CM_EVENT_DISCONNECTED"]
+
+
+def test_host_sleeping_on_a_completion_channel_gets_its_completions(pyverbs_host) -> None:
+    """Its own CQ with a completion channel: armed, the capsule posted, ibv_get_cq_event
+    hands over the event and the CQ holds the SEND's and the response's completions."""
+    out = pyverbs_host("comp_channel")
+    assert out["established"] is True
+    assert 1 <= out["events"] <= 2
+    assert sorted(out["completions"]) == [[0, 0], [128, 0]]   # IBV_WC_SEND, IBV_WC_RECV
+    assert (out["cid"], out["status"]) == (5, 0)
