@@ -88,7 +88,8 @@ def active() -> bool:
 _GLUE_CDEF = """
 struct nrt_dropin_server;
 int nrt_dropin_fabric(uint32_t ipv4, char *err, size_t errlen);
-struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, char *err, size_t errlen);
+struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, uint32_t ipv4, char *err,
+                                            size_t errlen);
 int nrt_dropin_detach(struct nrt_dropin_server *s);
 int nrt_dropin_progress(struct nrt_dropin_server *s);
 uint64_t nrt_dropin_passes(struct nrt_dropin_server *s);
@@ -180,7 +181,7 @@ class Server:
             sub = self._check(lib.nrt_subsystem_add(t, subnqn.encode()), "subsystem")
             for blocks, block_size in namespaces:
                 self._check(lib.nrt_namespace_add(t, sub, block_size, blocks), "namespace")
-            s = lib.nrt_dropin_attach(t, err, 256)
+            s = lib.nrt_dropin_attach(t, _ipv4(address), err, 256)
             if s == ffi.NULL:
                 raise ServeError(f"attach: {ffi.string(err).decode()}")
             self._s = s

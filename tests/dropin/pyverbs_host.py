@@ -256,7 +256,25 @@ def scenario_comp_channel(srv: dropin.Server) -> dict:
             "cid": cqe.cid, "status": cqe.status}
 
 
-SCENARIOS = {"comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
+def scenario_two_targets(srv: dropin.Server) -> dict:
+    """A second target in the same process (another port, another subsystem): both make
+    progress off the host's waits, each answering its own Connect."""
+    other = dropin.serve(port=srv.port + 1, subnqn="nqn.2016-06.io.nrt:cnode2")
+    try:
+        out = {}
+        for name, target in (("first", srv), ("second", other)):
+            cmid, _ = connect(target)
+            cqe = fabrics_connect(cmid, target, qid=0, cid=11)
+            out[name] = {"cid": cqe.cid, "status": cqe.status}
+            cmid.disconnect()
+            cmid.close()
+        out["second_stats"] = other.stats()["poll_groups"][0]["admin_qpairs"]
+    finally:
+        other.stop()
+    return out
+
+
+SCENARIOS = {"two_targets": scenario_two_targets, "comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:

@@ -43,6 +43,6 @@ def test_checked_in_list_is_the_installed_rdma_core() -> None:
 def test_harness_api_is_exported_beside_the_verbs(dropin_dir: Path) -> None:
     ours = abi.read_library(dropin_dir / "libibverbs.so.1")
     harness = {s.name for s in ours.symbols if s.version == "SIMVERBS_1.0"}
-    assert {"sv_fabric_create", "sv_fabric_set_progress_hook", "sv_host_connect",
+    assert {"sv_fabric_create", "sv_fabric_add_progress_hook", "sv_host_connect",
             "sv_dropin_rdma_connect"} <= harness
     assert not any(n.startswith("sv__") for n in harness)

@@ -23,3 +23,10 @@ def test_pyverbs_connects_and_gets_the_connect_cqe(pyverbs_host) -> None:
 
 def test_rpc_server_answers_nvmf_get_stats_and_its_counters_move_with_io(pyverbs_host) -> None:
     check_stats_move_with_io(pyverbs_host("stats"))
+
+
+def test_two_targets_in_one_process_both_progress(pyverbs_host) -> None:
+    out = pyverbs_host("two_targets")
+    assert out["first"] == {"cid": 11, "status": 0}
+    assert out["second"] == {"cid": 11, "status": 0}
+    assert out["second_stats"] == 1
