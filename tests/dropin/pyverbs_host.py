@@ -274,7 +274,34 @@ def scenario_two_targets(srv: dropin.Server) -> dict:
     return out
 
 
-SCENARIOS = {"two_targets": scenario_two_targets, "comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
+def scenario_rpc(srv: dropin.Server) -> dict:
+    """JSON-RPC 2.0 on the socket: two requests in one write, an unknown method, a request
+    without "jsonrpc": "2.0"."""
+    import socket
+    reqs = [{"jsonrpc": "2.0", "id": 1, "method": "nvmf_get_stats"},
+            {"jsonrpc": "2.0", "id": 2, "method": "bdev_get_bdevs"},
+            {"id": 3, "method": "nvmf_get_stats"}]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
+        sk.connect(srv.rpc_socket)
+        sk.sendall((json.dumps(reqs[0]) + json.dumps(reqs[1])).encode())
+        sk.sendall(json.dumps(reqs[2]).encode())
+        dec, buf, answers = json.JSONDecoder(), "", []
+        while len(answers) < 3:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            buf += chunk.decode()
+            while buf.strip():
+                try:
+                    obj, end = dec.raw_decode(buf.lstrip())
+                except json.JSONDecodeError:
+                    break
+                answers.append(obj)
+                buf = buf.lstrip()[end:]
+    return {"answers": answers}
+
+
+SCENARIOS = {"rpc": scenario_rpc, "two_targets": scenario_two_targets, "comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:
