@@ -101,8 +101,10 @@ int nrt_dropin_fabric(uint32_t ipv4, char *err, size_t errlen)
 }
 
 /* Looks at every qpair: new ones are counted in their group, gone ones leave their WR
- * counts behind.  Called when the CM moved and before statistics are read. */
-static void scan_qpairs(struct nrt_dropin_server *s)
+ * counts behind.  Called when the target moved, and before statistics are read; the WR
+ * counts are read off the fabric only from the thread that runs the target (read_fabric),
+ * never from an RPC thread while the host may be changing the fabric. */
+static void scan_qpairs(struct nrt_dropin_server *s, int read_fabric)
 {
     int32_t handles[1024];
     int n = nrt_qpairs(s->t, handles, 1024);
@@ -147,7 +149,7 @@ static void scan_qpairs(struct nrt_dropin_server *s)
                 s->totals[q->group].io_qpairs++;
         }
         struct sv_qp_info vi;
-        if (qi.qp_num && sv_qp_info(s->f, qi.qp_num, &vi) == 0) {
+        if (read_fabric && qi.qp_num && sv_qp_info(s->f, qi.qp_num, &vi) == 0) {
             q->send_wrs = vi.posts_send;
             q->recv_wrs = vi.posts_recv;
         }
@@ -173,12 +175,12 @@ static int run_target(struct nrt_dropin_server *s)
     /* a qpair a Connect made active since the last look is counted before a CM event can
      * take it away */
     if (before != s->scanned_at) {
-        scan_qpairs(s);
+        scan_qpairs(s, 1);
         s->scanned_at = before;
     }
     if (nrt_accept_poll(s->t) > 0) {
         did = 1;
-        scan_qpairs(s);
+        scan_qpairs(s, 1);
     }
     for (uint32_t g = 0; g < s->groups; g++)
         if (nrt_poll_group(s->t, (int)g) > 0)
@@ -284,7 +286,7 @@ static void put(struct out *o, const char *fmt, ...)
 
 static void builtin_stats(struct nrt_dropin_server *s, struct out *o)
 {
-    scan_qpairs(s);
+    scan_qpairs(s, 0);
     const char *dev_name = s->dev_name;
     put(o, "{\"tick_rate\":%u,\"poll_groups\":[", 1000000u);
     for (uint32_t g = 0; g < s->groups; g++) {
