@@ -1,0 +1,39 @@
+"""The hardware tier: :class:`conformance.remote.RemoteMachine` against the target
+``--nrt-remote`` names (a running target on a NIC, or ``inproc:builtin`` /
+``inproc:spdk`` served in this process on the simverbs drop-in).
+
+Skipped, with the reason, where there is no target address, no RDMA device or no port up;
+in the ``hardware`` profile a run in which this skipped exits non-zero
+(``conformance/remote_plugin.py``)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from conformance import remote
+from conformance.remote_target import Settings, Unavailable, open_target
+
+pytestmark = pytest.mark.remote
+
+
+@pytest.fixture
+def target():
+    s = Settings.from_env()
+    try:
+        t = open_target(s)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    yield t
+    t.stop()
+
+
+@pytest.mark.spec(*remote.PROPERTIES)
+def test_remote_target(target, record_property) -> None:
+    props = remote.RPC_PROPERTIES if target.rpc or target.kind.startswith("inproc") \
+        else remote.PROPERTIES
+    record_property("nrt_remote_properties", ",".join(props))
+    record_property("nrt_remote_target", f"{target.kind} {target.address}:{target.port}")
+    remote.RemoteMachine.target = target
+    run_state_machine_as_test(remote.RemoteMachine, settings=settings())
