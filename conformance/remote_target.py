@@ -153,7 +153,8 @@ def serve(t: Target) -> Target:
     from impl import dropin
 
     kind = t.kind.removeprefix("inproc:")
-    options = {"defects": list(t.defects)} if t.defects else None
+    # serve()'s options are struct nrt_opts fields; defect switches are its defects mask
+    options = {"defects": _defect_mask(t.defects)} if t.defects else None
     t.server = dropin.serve(target=kind, spdk_src=os.environ.get("NRT_SPDK_SRC") or None,
                             address=t.address, port=t.port, subnqn=t.subnqn,
                             namespaces=INPROC_NAMESPACES, options=options)
@@ -161,6 +162,15 @@ def serve(t: Target) -> Target:
     t.rpc = str(t.server.rpc_socket) if t.server.rpc_socket else None
     t.log = str(t.server.log_path) if t.server.log_path else None
     return t
+
+
+def _defect_mask(names: tuple[str, ...]) -> int:
+    from impl import Defect
+
+    mask = 0
+    for n in names:
+        mask |= int(Defect.by_name(n))
+    return mask
 
 
 # ----------------------------------------------------------------------------- RPC oracle
