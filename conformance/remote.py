@@ -444,8 +444,8 @@ class RemoteMachine(RuleBasedStateMachine):
         self.faults += expected != "accept"
         try:
             conn = self.t.verbs.connect(self.t.address, self.t.port, raw, send_depth=2,
-                                        recv_depth=2, responder_resources=0,
-                                        initiator_depth=1, timeout=self.timeout)
+                                        recv_depth=2, responder_resources=16,
+                                        initiator_depth=16, timeout=self.timeout)
         except ConnectRejected as exc:
             checks.cm_answered_on_wire(kind, (expected,), False, exc.private_data, ask)
             return

@@ -93,7 +93,6 @@ class PyverbsConnection:
             self._id.resolve_route(ms)
             self._expect("RDMA_CM_EVENT_ROUTE_RESOLVED")
             ctx = self._id.context
-            self._pd = pv.pd.PD(ctx)
             self._scq = pv.cq.CQ(ctx, send_depth)
             self._rcq = pv.cq.CQ(ctx, recv_depth)
             cap = pv.qp.QPCap(max_send_wr=send_depth, max_recv_wr=recv_depth,
@@ -101,6 +100,8 @@ class PyverbsConnection:
             init = pv.qp.QPInitAttr(qp_type=pv.e.IBV_QPT_RC, scq=self._scq, rcq=self._rcq,
                                     cap=cap)
             self._id.create_qp(init)
+            # the QP's PD (rdma_create_qp's default for the device): MRs must share it
+            self._pd = self._id.pd
         except pv.PyverbsError as exc:
             raise VerbsError(f"pyverbs connection setup: {exc}") from exc
 
@@ -189,8 +190,7 @@ class PyverbsConnection:
         if self._closed:
             return
         self._closed = True
-        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, self._pd,
-                    self._ch):
+        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, self._ch):
             with contextlib.suppress(Exception):   # a connection the target dropped
                 obj.close()
 

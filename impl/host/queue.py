@@ -148,13 +148,20 @@ class Queue:
         return max(1, min(self.sqsize, self.crqsize or self.sqsize))
 
     def open(self, private_data: bytes | None = None, *, timeout: float | None = None,
-             responder_resources: int = 0, initiator_depth: int | None = None) -> bytes:
+             responder_resources: int | None = None, initiator_depth: int | None = None
+             ) -> bytes:
         """RDMA CM connect with ``private_data`` (default :func:`cm_private_data`); returns
-        the accept private data.  Raises ``ConnectRejected`` / ``VerbsError``."""
+        the accept private data.  Raises ``ConnectRejected`` / ``VerbsError``.
+
+        The host is the responder of the target's RDMA READs (it fetches write data), so
+        it offers ``responder_resources`` (its IRD, default ``read_depth``) and, as Linux's
+        host does, the same initiator depth."""
         pdata = cm_private_data(self.qid, self.depth) if private_data is None else private_data
         self.conn = self.verbs.connect(
             self.address, self.port, pdata, send_depth=self.depth + 1,
-            recv_depth=self.depth, responder_resources=responder_resources,
+            recv_depth=self.depth,
+            responder_resources=self.read_depth if responder_resources is None
+            else responder_resources,
             initiator_depth=self.read_depth if initiator_depth is None else initiator_depth,
             timeout=timeout or self.timeout, before_connect=self._setup)
         accept = self.conn.accept_data
