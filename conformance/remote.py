@@ -37,6 +37,7 @@ from conformance.remote_target import QPAIRS, LogScan, Rpc, Target, serve, stat_
 from impl import wire as W
 from impl.host import CommandTimeout, ConnectRejected, Controller, QueueFailed, VerbsError
 from impl.host.binding import Unsupported
+from impl.host.cffi_verbs import idle
 from impl.host.queue import Queue, QueueError
 from strategies import malformed as sm
 from strategies.types import Namespace
@@ -52,7 +53,11 @@ IO_QUEUE_DEPTH = 16
 #: Malformed kinds a connected queue can carry (no setup step, no unconnected queue).
 MALFORMED_KINDS = tuple(k for k, v in sm.KINDS.items() if v.queue in ("admin", "io")
                         and k not in sm.SETUP and k not in sm.CONNECTS)
-CM_KINDS = ("valid", "padded", "short", "bad_recfmt", "hrqsize_zero", "hrqsize_too_large",
+#: CM private-data kinds drawn.  Not ``short``: RDMA CM carries private data in a fixed area
+#: (56 bytes for RDMA_PS_TCP, zero-padded; rdma_cm(7)), so a passive side cannot tell fewer
+#: than 32 bytes from 32 zero-padded ones - its answer follows from the zero fields.  Not
+#: ``bad_qid``: the QIDs a remote controller grants are not known before Connect.
+CM_KINDS = ("valid", "padded", "bad_recfmt", "hrqsize_zero", "hrqsize_too_large",
             "hsqsize_zero", "hsqsize_too_large")
 
 
@@ -77,10 +82,15 @@ class RemoteMachine(RuleBasedStateMachine):
         self.log: LogScan | None = None
         self.baseline: dict[str, int] = {}
         self.last: dict[str, int] = {}
+        self.read_depth = 16
 
     # ------------------------------------------------------------------ set-up
-    @initialize()
-    def start(self) -> None:
+    @initialize(read_depth=st.sampled_from((16, 1, 2)))
+    def start(self, read_depth: int) -> None:
+        """Serve (in-process targets), read the baseline, connect the first controller.
+        ``read_depth``: the responder resources (IRD) this example's host offers, which
+        bound the target's RDMA READs outstanding per queue."""
+        self.read_depth = read_depth
         serve(self.t)
         if self.t.rpc:
             self.rpc = Rpc(self.t.rpc, self.timeout, pump=self._pump)
@@ -93,7 +103,7 @@ class RemoteMachine(RuleBasedStateMachine):
         for c in self.ctrls:
             for q in c.queues():
                 q.poll()
-        time.sleep(0.0002)
+        idle()
 
     def stats(self) -> dict[str, int]:
         assert self.rpc is not None
@@ -101,7 +111,8 @@ class RemoteMachine(RuleBasedStateMachine):
 
     def new_controller(self) -> Controller:
         c = Controller(self.t.verbs, self.t.address, self.t.port, self.t.subnqn,
-                       io_depth=IO_QUEUE_DEPTH, timeout=self.timeout)
+                       io_depth=IO_QUEUE_DEPTH, timeout=self.timeout,
+                       read_depth=self.read_depth)
         try:
             c.connect()
         except (QueueError, VerbsError) as exc:
@@ -313,17 +324,26 @@ class RemoteMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules: host faults
     def writes_in_flight(self, data: Any, c: Controller) -> list[Any]:
+        """Writes of 8 blocks, each through a keyed list of up to 16 descriptors (as many
+        RDMA READs, more than a small read depth lets the target post at once), then a
+        drawn number of polls so the target is part way through them."""
         qid = min(c.io)
         q = c.io[qid]
         nsid = min(c.namespaces)
         bs = c.namespaces[nsid].block_size
+        info = c.info
+        pieces = max(2, min(16, info.msdbd if info else 2))
         n = data.draw(st.integers(0, min(4, q.limit)), label="in_flight")
         seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
         ios = []
         for i in range(n):
-            payload = _bytes(seed + i, bs)
-            ios.append(c.start_io(qid, "write", nsid, i, 1, data=payload))
-            self.record_write(nsid, i, payload, bs, certain=False)
+            payload = _bytes(seed + i, 8 * bs)
+            ios.append(c.start_io(qid, "write", nsid, 8 * i, 8, layout="keyed_list",
+                                  pieces=pieces, data=payload))
+            self.record_write(nsid, 8 * i, payload, bs, certain=False)
+        assert q.conn is not None
+        for _ in range(data.draw(st.integers(0, 6), label="polls")):
+            q.conn.poll_send(1)
         return ios
 
     @rule(data=st.data(), how=st.sampled_from(("disconnect", "kill", "qp_error")))
@@ -348,44 +368,90 @@ class RemoteMachine(RuleBasedStateMachine):
         self.replace(c, f"{how} with {len(ios)} write(s) in flight")
 
     @rule(data=st.data())
+    def errors_then_io(self, data: Any) -> None:
+        """More error completions on one queue than it has entries (reads past the end of
+        the namespace: LBA Out of Range, NVM Command Set 1.0 3.3.3.2.1), then a good read:
+        each error releases what its command held (its receive, its slot), so the queue
+        keeps serving (ERR-1)."""
+        c = data.draw(st.sampled_from(self.ctrls), label="controller")
+        qid = min(c.io)
+        q = c.io[qid]
+        nsid = min(c.namespaces)
+        ns = c.namespaces[nsid]
+        self.faults += 1
+        for i in range(q.depth + 1):
+            cid, slot = q.reserve()
+            cap = W.Capsule.io(W.OPC_READ, cid, nsid, ns.num_blocks + i, 0,
+                               (q.keyed(slot, 0, ns.block_size),))
+            statuses: list[int] = []
+            failure = None
+            try:
+                q.submit(cap, cid, slot)
+                statuses.append(q.wait([cid])[cid].status)
+            except CommandTimeout as exc:
+                checks.answered_within(f"read past the end #{i + 1} on queue {qid}", exc.cids,
+                                       exc.seconds, self.timeout)
+            except QueueFailed as exc:
+                failure = str(exc)
+            checks.malformed_answered_on_wire(
+                f"read past the end #{i + 1}", qid, cid, statuses, (W.SC_LBA_OUT_OF_RANGE,),
+                W.SC_SUCCESS, failure)
+        with self.live(f"a read after {q.depth + 1} error completions"):
+            rsp, _ = c.finish_io(c.start_io(qid, "read", nsid, 0, 1))
+            checks.malformed_answered_on_wire(
+                "read past the end (the queue afterwards)", qid, rsp.cid, [W.SC_LBA_OUT_OF_RANGE],
+                (W.SC_LBA_OUT_OF_RANGE,), rsp.status, None)
+
+    @rule(data=st.data())
     def bad_rkey(self, data: Any) -> None:
-        """A write whose keyed descriptor names a key the host never registered: the
-        target's RDMA READ fails; it answers an error or drops the connection, in bound."""
+        """A write naming a key the host never registered - in its one descriptor, or in
+        one descriptor of a keyed list (the RDMA READs before it succeed): the target's
+        RDMA READ fails; it answers an error or drops the connection, within the bound."""
         c = data.draw(st.sampled_from(self.ctrls), label="controller")
         qid = min(c.io)
         q = c.io[qid]
         nsid = min(c.namespaces)
         bs = c.namespaces[nsid].block_size
-        assert q.data is not None
+        assert q.data is not None and c.info is not None
         bad = (q.data.rkey ^ 0x00A5_5A00) or 0x1
+        most = max(2, min(16, c.info.msdbd))
+        pieces = data.draw(st.sampled_from((1, most)), label="pieces")
+        which = data.draw(st.integers(0, pieces - 1), label="bad_piece")
         self.faults += 1
-        for i in range(1):
-            self.model.pop((nsid, 60 + i), None)
-        io = c.start_io(qid, "write", nsid, 60, 1, data=bytes(bs), rkey=bad)
+        for i in range(8):
+            self.model.pop((nsid, 56 + i), None)
+        io = c.start_io(qid, "write", nsid, 56, 8, data=bytes(8 * bs), rkey=bad,
+                        layout="keyed" if pieces == 1 else "keyed_list", pieces=pieces,
+                        bad_piece=which)
         try:
             rsp, _ = c.finish_io(io)
             if rsp.ok:
-                checks.fail("ERR-1", f"write with rkey {bad:#x} (never registered) answered "
-                                     f"success; the target cannot have read its data")
+                checks.fail("ERR-1", f"write with rkey {bad:#x} (never registered) in "
+                                     f"descriptor {which} of {pieces} answered success; the "
+                                     f"target cannot have read its data")
         except CommandTimeout as exc:
             checks.answered_within("write with a bad rkey (no error, no disconnect)",
                                    exc.cids, exc.seconds, self.timeout)
         except QueueFailed:
             pass   # the target's QP went to error: the connection is gone, as allowed
         self.collect(c)
-        self.replace(c, "a write with a bad rkey")
+        self.replace(c, f"a write with a bad rkey in descriptor {which} of {pieces}")
 
     @rule(data=st.data())
     def malformed(self, data: Any) -> None:
         """One capsule of the ERR-1 catalogue on a connected queue; then a well-formed
         command on the same queue."""
         c = data.draw(st.sampled_from(self.ctrls), label="controller")
-        ctx = self.err_context(c)
-        kinds = tuple(k for k in sm.feasible_kinds(ctx) if k in MALFORMED_KINDS)
-        drawn = data.draw(sm.malformed_commands(ctx, kinds), label="malformed")
-        kind = sm.KINDS[drawn.kind]
+        kinds = tuple(k for k in sm.feasible_kinds(self.err_context(c, c.io[min(c.io)]))
+                      if k in MALFORMED_KINDS)
+        name = data.draw(st.sampled_from(kinds), label="kind")
+        kind = sm.KINDS[name]
         q = c.admin if kind.queue == "admin" else c.io[min(c.io)]
         assert q is not None
+        # keyed descriptors point into the memory of the queue the capsule goes on: a key
+        # is valid only on its own connection's protection domain
+        drawn = data.draw(sm.malformed_commands(self.err_context(c, q), (name,)),
+                          label="malformed")
         raw = drawn.capsule.encode()
         if len(raw) > W.SQE_SIZE + q.icd:
             return
@@ -418,11 +484,9 @@ class RemoteMachine(RuleBasedStateMachine):
         checks.malformed_answered_on_wire(drawn.kind, q.qid, cid, statuses,
                                           (kind.status, *kind.alternatives), follow, failure)
 
-    def err_context(self, c: Controller) -> sm.ErrContext:
+    def err_context(self, c: Controller, q: Queue) -> sm.ErrContext:
         info = c.info
-        assert info is not None
-        q = c.io[min(c.io)]
-        assert q.data is not None
+        assert info is not None and q.data is not None
         most, icd = self.limits(c)
         nss = tuple(Namespace(ns.block_size, ns.num_blocks) for ns in
                     (c.namespaces[n] for n in sorted(c.namespaces)))

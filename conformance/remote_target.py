@@ -67,6 +67,18 @@ class Settings:
         return None
 
 
+def command_timeout() -> float:
+    """Each command's time bound in seconds (LIVE-1): ``NRT_REMOTE_TIMEOUT``, default 10."""
+    raw = os.environ.get("NRT_REMOTE_TIMEOUT", "").strip()
+    try:
+        value = float(raw) if raw else 10.0
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"NRT_REMOTE_TIMEOUT={raw!r}: a positive number of seconds")
+    return value
+
+
 def parse_address(spec: str) -> tuple[str, int]:
     """``ADDR[:PORT]`` -> (IPv4 address, port); a clear error otherwise."""
     host, _, port = spec.rpartition(":") if ":" in spec else (spec, "", "")

@@ -2,18 +2,24 @@
 ``--nrt-remote`` names (a running target on a NIC, or ``inproc:builtin`` /
 ``inproc:spdk`` served in this process on the simverbs drop-in).
 
+``NRT_REMOTE_TIMEOUT`` (seconds, default 10) bounds each command (LIVE-1);
+``NRT_NO_SHRINK=1`` reports the first failing example as found, unshrunk (a shrink of a
+hung command waits out the bound on every attempt).
+
 Skipped, with the reason, where there is no target address, no RDMA device or no port up;
 in the ``hardware`` profile a run in which this skipped exits non-zero
 (``conformance/remote_plugin.py``)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance import remote
-from conformance.remote_target import Settings, Unavailable, open_target
+from conformance.remote_target import Settings, Unavailable, command_timeout, open_target
 
 pytestmark = pytest.mark.remote
 
@@ -36,4 +42,9 @@ def test_remote_target(target, record_property) -> None:
     record_property("nrt_remote_properties", ",".join(props))
     record_property("nrt_remote_target", f"{target.kind} {target.address}:{target.port}")
     remote.RemoteMachine.target = target
-    run_state_machine_as_test(remote.RemoteMachine, settings=settings())
+    remote.RemoteMachine.timeout = command_timeout()
+    chosen = settings()
+    if os.environ.get("NRT_NO_SHRINK", "").strip() not in ("", "0"):
+        chosen = settings(chosen, phases=[p for p in chosen.phases
+                                          if p not in (Phase.shrink, Phase.explain)])
+    run_state_machine_as_test(remote.RemoteMachine, settings=chosen)

@@ -111,6 +111,7 @@ class Controller:
     icd: int = 8192
     slot_data: int = DEFAULT_SLOT_DATA
     first_qid: int = 1
+    read_depth: int = 16
     cntlid: int = -1
     cap: int = 0
     info: ControllerInfo | None = None
@@ -121,7 +122,7 @@ class Controller:
     # ------------------------------------------------------------------ bring-up
     def new_queue(self, qid: int, depth: int) -> Queue:
         return Queue(self.verbs, self.address, self.port, qid=qid, depth=depth, icd=self.icd,
-                     slot_data=self.slot_data, timeout=self.timeout)
+                     slot_data=self.slot_data, timeout=self.timeout, read_depth=self.read_depth)
 
     def connect_capsule(self, q: Queue, cntlid: int, *, kato: int = 0) -> W.Capsule:
         """A Fabrics Connect for ``q`` whose 1024-byte data goes by a keyed descriptor to
@@ -244,11 +245,12 @@ class Controller:
     # ------------------------------------------------------------------ IO
     def start_io(self, qid: int, op: str, nsid: int, slba: int, nlb: int, *,
                  layout: str = "keyed", pieces: int = 1, data: bytes = b"",
-                 rkey: int | None = None) -> Io:
+                 rkey: int | None = None, bad_piece: int | None = None) -> Io:
         """Submit a Read, Write or Flush of ``nlb`` blocks (1's based) at ``slba``; the data
         of a write is ``data``.  ``layout``: one keyed descriptor, a last-segment list of
         ``pieces`` keyed descriptors (placed in the slot in reverse order, so SGE order is
-        visible), or in-capsule data (writes).  ``rkey`` overrides the key (a fault)."""
+        visible), or in-capsule data (writes).  ``rkey`` overrides the key (a fault) of
+        every descriptor, or with ``bad_piece`` of that descriptor only."""
         q = self.io[qid]
         ns = self.namespace(nsid)
         length = 0 if op == "flush" else nlb * ns.block_size
@@ -257,7 +259,7 @@ class Controller:
         cid, slot = q.reserve()
         try:
             cap, spans = self._io_capsule(q, slot, op, nsid, slba, nlb, length, layout,
-                                          pieces, data, rkey)
+                                          pieces, data, rkey, bad_piece)
         except BaseException:
             q._free_slots.append(slot)
             raise
@@ -266,7 +268,8 @@ class Controller:
         return io
 
     def _io_capsule(self, q: Queue, slot: int, op: str, nsid: int, slba: int, nlb: int,
-                    length: int, layout: str, pieces: int, data: bytes, rkey: int | None
+                    length: int, layout: str, pieces: int, data: bytes, rkey: int | None,
+                    bad_piece: int | None = None
                     ) -> tuple[W.Capsule, tuple[tuple[int, int], ...]]:
         opc = {"read": W.OPC_READ, "write": W.OPC_WRITE, "flush": W.OPC_FLUSH}[op]
         nlb0 = max(nlb - 1, 0)
@@ -292,7 +295,9 @@ class Controller:
         for off, size in spans:
             q.write_slot(slot, off, data[pos:pos + size] if op == "write" else bytes(size))
             pos += size
-        descs = [q.keyed(slot, off, size, rkey=rkey) for off, size in spans]
+        descs = [q.keyed(slot, off, size,
+                         rkey=rkey if bad_piece is None or bad_piece % n == i else None)
+                 for i, (off, size) in enumerate(spans)]
         if layout == "keyed":
             return W.Capsule.io(opc, 0, nsid, slba, nlb0, descs), spans
         return W.Capsule.io(opc, 0, nsid, slba, nlb0, descs), spans
