@@ -84,7 +84,7 @@ int sv__id_connect(struct sv_id *id, const struct rdma_conn_param *p)
     ch->port = lst->port;
     ch->state = SV_ID_REQ_RCVD;
     sv__bind_dev(ch, dev);
-    sv__set_sin(&ch->id.route.addr.src_sin, sv_device_ipv4(dev), lst->port);
+    sv__set_sin(&ch->id.route.addr.src_sin, f->devs[dev]->ipv4, lst->port);
     memcpy(&ch->id.route.addr.dst_sin, &id->id.route.addr.src_sin, sizeof(struct sockaddr_in));
     ch->peer = id;
     id->peer = ch;
@@ -141,7 +141,10 @@ int rdma_connect(struct rdma_cm_id *cid, struct rdma_conn_param *p)
         errno = EINVAL;
         return -1;
     }
-    return sv__id_connect(id, p);
+    int rc = sv__id_connect(id, p);
+    if (rc == 0 && id->sync)
+        rc = sv__sync_wait(id, RDMA_CM_EVENT_ESTABLISHED);
+    return rc;
 }
 
 /* A QP joins its peer: RTR then RTS, as librdmacm drives it from the CM's attributes. */
@@ -351,11 +354,20 @@ void sv__id_destroy(struct sv_id *id)
         id->qp->cm = NULL;       /* the QP stays the program's; it is no longer on an id */
         id->qp = NULL;
     }
+    if (id->sync && id->id.event) {
+        rdma_ack_cm_event(id->id.event);
+        id->id.event = NULL;
+    }
     sv__purge_id(f, id);
     sv_list_del(&id->idlink);
     id->chan->nids--;
+    struct sv_chan *own = id->sync ? id->chan : NULL;
     sv__obj_del(f, &id->obj);
     sv__id_free(id);
+    if (own) {
+        sv__obj_del(f, &own->obj);
+        sv__chan_free(own);
+    }
 }
 
 int rdma_destroy_id(struct rdma_cm_id *cid)

@@ -35,21 +35,41 @@ int rdma_create_id(struct rdma_event_channel *channel, struct rdma_cm_id **out, 
                    enum rdma_port_space ps)
 {
     struct sv_chan *ch = (struct sv_chan *)channel;
-    if (!out || !ch) {
-        /* synchronous ids (no channel) would block inside calls: not simulated */
+    if (!out) {
         errno = EINVAL;
         return -1;
     }
     if (ps != RDMA_PS_TCP && ps != RDMA_PS_IB) {
-        sv__err(ch->f, "rdma_create_id: only RDMA_PS_TCP / RDMA_PS_IB are simulated");
+        if (ch)
+            sv__err(ch->f, "rdma_create_id: only RDMA_PS_TCP / RDMA_PS_IB are simulated");
         errno = EPROTONOSUPPORT;
         return -1;
     }
+    int sync = !ch;
+    if (sync) {
+        /* librdmacm's synchronous mode: the id gets a channel of its own, and the calls
+         * that start a CM exchange wait for its event (cm_active.c) */
+        struct sv_fabric *f = sv__fabric();
+        ch = f ? sv__chan_create(f, 0) : NULL;
+        if (!ch) {
+            errno = ENOMEM;
+            return -1;
+        }
+        ch->obj.counted = 0;     /* the id's, not the program's */
+        f->st.live_objects--;
+    }
     struct sv_id *id = sv__id_create(ch->f, ch, context, 1);
     if (!id) {
+        if (sync) {
+            sv__obj_del(ch->f, &ch->obj);
+            sv__chan_free(ch);
+        }
         errno = ENOMEM;
         return -1;
     }
+    id->sync = sync;
+    if (sync)
+        id->id.channel = NULL;
     id->id.ps = ps;
     *out = &id->id;
     return 0;
@@ -65,7 +85,7 @@ struct sv_id *sv__id_of_link(struct sv_link *l)
 int sv__dev_of_ip(const struct sv_fabric *f, uint32_t ip)
 {
     for (int d = 0; d < f->ndev; d++)
-        if (sv_device_ipv4(d) == ip)
+        if (f->devs[d]->ipv4 == ip)
             return d;
     return -1;
 }
@@ -187,7 +207,7 @@ int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src, struct socka
     if (dev < 0 || f->devs[dev]->removed) {
         id->state = SV_ID_ERROR;
         sv__ev_simple(id, RDMA_CM_EVENT_ADDR_ERROR, dev < 0 ? -EHOSTUNREACH : -ENODEV);
-        return 0;
+        return id->sync ? sv__sync_wait(id, RDMA_CM_EVENT_ADDR_RESOLVED) : 0;
     }
     /* The route to a device's address leaves through that device (loopback). */
     if (!id->bound) {
@@ -196,10 +216,10 @@ int rdma_resolve_addr(struct rdma_cm_id *cid, struct sockaddr *src, struct socka
     }
     if (id->dev < 0)
         sv__bind_dev(id, dev);
-    sv__set_sin(&id->id.route.addr.src_sin, sv_device_ipv4(id->dev), id->port);
+    sv__set_sin(&id->id.route.addr.src_sin, f->devs[id->dev]->ipv4, id->port);
     id->state = SV_ID_ADDR_RESOLVED;
     sv__ev_simple(id, RDMA_CM_EVENT_ADDR_RESOLVED, 0);
-    return 0;
+    return id->sync ? sv__sync_wait(id, RDMA_CM_EVENT_ADDR_RESOLVED) : 0;
 }
 
 int rdma_resolve_route(struct rdma_cm_id *cid, int timeout_ms)
@@ -212,7 +232,7 @@ int rdma_resolve_route(struct rdma_cm_id *cid, int timeout_ms)
     }
     id->state = SV_ID_ROUTE_RESOLVED;
     sv__ev_simple(id, RDMA_CM_EVENT_ROUTE_RESOLVED, 0);
-    return 0;
+    return id->sync ? sv__sync_wait(id, RDMA_CM_EVENT_ROUTE_RESOLVED) : 0;
 }
 
 __be16 rdma_get_src_port(struct rdma_cm_id *id) { return id ? id->route.addr.src_sin.sin_port : 0; }

@@ -100,6 +100,13 @@ void sv__progress_all(struct sv_fabric *f)
             while (qp->sq_head != qp->sq_tail && sv__qp_exec(qp) > 0)
                 moved = 1;
         }
+        /* the program's own progress (never re-entered: its verbs calls autoprogress too) */
+        if (SV_UNLIKELY(f->progress_hook != NULL) && !f->in_progress_hook) {
+            f->in_progress_hook = 1;
+            if (f->progress_hook(f->progress_arg) > 0)
+                moved = 1;
+            f->in_progress_hook = 0;
+        }
     } while (moved);
 }
 

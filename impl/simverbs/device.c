@@ -265,7 +265,7 @@ int ibv_query_gid(struct ibv_context *context, uint8_t port_num, int index, unio
     memset(gid, 0, sizeof *gid);
     gid->raw[10] = 0xFF;
     gid->raw[11] = 0xFF;
-    uint32_t ip = sv_device_ipv4(c->dev->index);
+    uint32_t ip = c->dev->ipv4;
     memcpy(&gid->raw[12], &ip, 4);
     return 0;
 }

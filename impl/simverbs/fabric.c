@@ -184,6 +184,7 @@ int sv_device_add(struct sv_fabric *f, const struct sv_device_attr *attr)
         snprintf(a.name, sizeof a.name, "simverbs%d", i);
     d->f = f;
     d->index = i;
+    d->ipv4 = sv_device_ipv4(i);
     d->attr = a;
     d->port_up = 1;
     d->ibdev.node_type = IBV_NODE_CA;

@@ -18,8 +18,8 @@
  * The only process-wide state is the current fabric, which verbs calls without an object
  * argument (ibv_get_device_list, rdma_create_event_channel) act on.
  *
- * Addresses: device d (0-based) owns IPv4 address 10.0.0.(d+1).  A listener binds to
- * (address, port); a host connects to the same pair.  Host memory regions live at
+ * Addresses: device d (0-based) owns IPv4 address 10.0.0.(d+1) (sv_device_set_ipv4 gives it
+ * another).  A listener binds to (address, port); a host connects to the same pair.  Host memory regions live at
  * synthetic, deterministic IO virtual addresses (the address a keyed SGL carries).
  *
  * Queue pairs are named by qp_num everywhere in this API; target and host QPs share the
@@ -49,8 +49,9 @@
  *    active side's ESTABLISHED 196, a REJECTED 148, zero-padded.  rdma_reject gives status
  *    28 (consumer defined); no listener gives REJECTED with status 8 (invalid service ID);
  *    a down port or removed device gives UNREACHABLE with status -ETIMEDOUT.
- *    RDMA_CM_EVENT_TIMEWAIT_EXIT is never generated.  Ids need an event channel (the
- *    synchronous mode of librdmacm is not simulated).
+ *    RDMA_CM_EVENT_TIMEWAIT_EXIT is never generated.  An id made without an event
+ *    channel is synchronous, as in librdmacm: rdma_resolve_addr / rdma_resolve_route /
+ *    rdma_connect wait for their event (running the fabric) and keep it in id->event.
  *  - A completion that finds its CQ full is dropped and counted (cq_overruns), with one
  *    IBV_EVENT_CQ_ERR per overrun episode (until the CQ is polled again).
  *  - RDMA READs complete when executed, so the initiator depth is never the limit.
@@ -103,8 +104,17 @@ const char *sv_error(const struct sv_fabric *f);
 
 /* Adds a device (attr NULL: defaults); returns its index. */
 int sv_device_add(struct sv_fabric *f, const struct sv_device_attr *attr);
-/* The device's IPv4 address in network byte order (10.0.0.(d+1)). */
+/* The default IPv4 address of device d, in network byte order (10.0.0.(d+1)). */
 uint32_t sv_device_ipv4(int dev);
+/* Gives device dev another address (network byte order; unique on the fabric). */
+int sv_device_set_ipv4(struct sv_fabric *f, int dev, uint32_t ipv4);
+/* The device that owns ipv4, or -ENOENT. */
+int sv_device_find_ipv4(struct sv_fabric *f, uint32_t ipv4);
+/* With autoprogress on, every pass of it also calls hook(arg) (never re-entered while a
+ * call is running: the hook's own verbs calls autoprogress too); the hook returns > 0 when
+ * it did something, and passes repeat until neither the fabric nor the hook moves.  For a
+ * program that runs a target in-process (a drop-in libibverbs, impl/dropin).  NULL: off. */
+void sv_fabric_set_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg);
 
 /* ---- host side ------------------------------------------------------------------------- */
 

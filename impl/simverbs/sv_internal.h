@@ -106,6 +106,7 @@ struct sv_dev {
     int removed;
     struct sv_device_attr attr;
     uint32_t n_pd, n_mr, n_cq, n_qp, n_srq;  /* against the attr limits */
+    uint32_t ipv4;               /* network byte order: 10.0.0.(index+1) unless set */
     struct sv_ctx *cm_ctx;       /* the CM's own context (rdma_get_devices, id->verbs) */
     struct sv_pd *cm_pd;         /* rdma_create_qp(id, NULL, ...) */
 };
@@ -298,6 +299,8 @@ struct sv_id {
     struct sv_cq *auto_scq, *auto_rcq;  /* rdma_create_qp made them */
     uint8_t init_depth, resp_res;       /* as this side asked / was accepted with */
     uint8_t rnr_retry;
+    int sync;                    /* no channel given: calls wait for their own events on a
+                                  * channel of the id's own (librdmacm's synchronous mode) */
 };
 
 /* ---- the host ------------------------------------------------------------------------- */
@@ -322,6 +325,10 @@ struct sv_fabric {
     char err[256];
     int autoprogress;
     int cm_hold;
+    /* autoprogress also runs the program's own progress (an in-process target's pollers) */
+    int (*progress_hook)(void *arg);
+    void *progress_arg;
+    int in_progress_hook;
     int ndev;
     struct sv_dev *devs[SV_MAX_DEVICES];
     struct sv_link objs;         /* every object, creation order */
@@ -450,6 +457,9 @@ void sv__cm_device_removed(struct sv_fabric *f, int dev);
 int sv__id_connect(struct sv_id *id, const struct rdma_conn_param *p);
 int sv__id_disconnect(struct sv_id *id);
 void sv__id_destroy(struct sv_id *id);
+
+/* cm_active.c */
+int sv__sync_wait(struct sv_id *id, enum rdma_cm_event_type want);
 
 /* host.c */
 void sv__host_event(struct sv_hconn *h, struct sv_cmev *e);
