@@ -35,7 +35,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from conformance import checks
 from conformance.remote_target import QPAIRS, LogScan, Rpc, Target, serve, stat_totals
 from impl import wire as W
-from impl.host import CommandTimeout, ConnectRejected, Controller, QueueFailed, VerbsError
+from impl.host import (
+    CommandTimeout,
+    ConnectRejected,
+    Controller,
+    QueueFailed,
+    VerbsError,
+    binding,
+)
 from impl.host.binding import Unsupported
 from impl.host.cffi_verbs import idle
 from impl.host.queue import Queue, QueueError
@@ -506,8 +513,10 @@ class RemoteMachine(RuleBasedStateMachine):
                                         label="private_data")
         ask = W.CmRequestPrivateData.decode(raw, exact=False).hrqsize if len(raw) >= 32 else 0
         self.faults += expected != "accept"
+        # the probe needs the reject private data: through a binding that reports it
+        verbs = self.t.verbs if self.t.verbs.reports_reject_data else binding("cffi")
         try:
-            conn = self.t.verbs.connect(self.t.address, self.t.port, raw, send_depth=2,
+            conn = verbs.connect(self.t.address, self.t.port, raw, send_depth=2,
                                         recv_depth=2, responder_resources=16,
                                         initiator_depth=16, timeout=self.timeout)
         except ConnectRejected as exc:

@@ -112,6 +112,8 @@ class Verbs(Protocol):
     """A binding: finds devices and opens connections."""
 
     name: str
+    #: Whether ConnectRejected carries the target's reject private data.
+    reports_reject_data: bool
 
     def devices(self) -> list[Device]: ...
 

@@ -430,6 +430,7 @@ def idle(seconds: float = 0.0002) -> None:
 
 class CffiVerbs:
     name = "cffi"
+    reports_reject_data = True
 
     def devices(self) -> list[Device]:
         ibv, _ = libs()

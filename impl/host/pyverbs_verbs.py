@@ -1,9 +1,12 @@
 """The host's verbs binding over Debian's ``python3-pyverbs`` (rdma-core's Cython bindings).
 
 pyverbs is imported from ``/usr/lib/python3/dist-packages`` (appended to ``sys.path``, so a
-virtual environment's own packages win).  The CM id is created on an event channel
-(``CMID(creator=CMEventChannel)``), so the connect's REJECTED event and its private data
-(``CMEvent.private_data``) reach the host.  pyverbs' ``CMID.post_send`` / ``post_recv`` are
+virtual environment's own packages win).  The CM id is a synchronous one
+(``CMID(creator=AddrInfo)``: rdma_getaddrinfo + rdma_create_ep), the way pyverbs' own CM
+tests connect, created with the host's own PD and send and receive CQs.
+pyverbs does not hand out a synchronous id's REJECTED event, so a rejection carries no
+private data here (``reports_reject_data``); the tier's CM probes use the cffi binding.
+pyverbs' ``CMID.post_send`` / ``post_recv`` are
 rdma-core's ``rdma_post_send`` / ``rdma_post_recv``, which post one region from its start
 and carry no work-request id; an RC queue pair completes its send queue's and its receive
 queue's work requests in the order they were posted (IB 1.4 10.8.3, 10.8.6), so this
@@ -83,61 +86,38 @@ class PyverbsConnection:
         self._disconnected = False
         self._closed = False
         try:
-            self._ch = pv.cmid.CMEventChannel()
-            self._id = pv.cmid.CMID(creator=self._ch, port_space=RDMA_PS_TCP)
+            # The CQs and the PD come first (rdma_create_ep creates the QP), from the device
+            # context a first id resolves to: RDMA CM opens one context per device, which
+            # every id on the device shares.
             ai = pv.cmid.AddrInfo(dst=address, dst_service=str(port),
                                   port_space=RDMA_PS_TCP)
-            ms = max(1, int(timeout * 1000))
-            self._id.resolve_addr(ai, ms)
-            self._expect("RDMA_CM_EVENT_ADDR_RESOLVED")
-            self._id.resolve_route(ms)
-            self._expect("RDMA_CM_EVENT_ROUTE_RESOLVED")
-            ctx = self._id.context
+            self._probe = pv.cmid.CMID(creator=ai)
+            ctx = self._probe.context
+            self._pd = pv.pd.PD(ctx)
             self._scq = pv.cq.CQ(ctx, send_depth)
             self._rcq = pv.cq.CQ(ctx, recv_depth)
             cap = pv.qp.QPCap(max_send_wr=send_depth, max_recv_wr=recv_depth,
                               max_send_sge=1, max_recv_sge=1)
             init = pv.qp.QPInitAttr(qp_type=pv.e.IBV_QPT_RC, scq=self._scq, rcq=self._rcq,
                                     cap=cap)
-            self._id.create_qp(init)
-            # the QP's PD (rdma_create_qp's default for the device): MRs must share it
-            self._pd = self._id.pd
+            self._id = pv.cmid.CMID(creator=ai, qp_init_attr=init, pd=self._pd)
         except pv.PyverbsError as exc:
             raise VerbsError(f"pyverbs connection setup: {exc}") from exc
 
-    def _event(self) -> tuple[str, bytes]:
-        ev = self._pv.cmid.CMEvent(self._ch)
-        name = ev.event_str()
-        try:
-            data = bytes(ev.private_data or b"")
-        except Exception:  # noqa: BLE001 - an event without private data
-            data = b""
-        ev.ack_cm_event()
-        return name, data
-
-    def _expect(self, want: str) -> None:
-        name, _ = self._event()
-        if name.upper().replace(" ", "_") not in (want, want.removeprefix("RDMA_CM_EVENT_")):
-            raise VerbsError(f"RDMA CM: {name}, expected {want}")
-
     def connect(self, private_data: bytes, rr: int, idepth: int) -> None:
+        """rdma_connect on the synchronous id: returns once ESTABLISHED.  A rejection
+        raises :class:`ConnectRejected` without its private data: pyverbs does not hand
+        out the REJECTED event of a synchronous id (``reports_reject_data`` is False)."""
         pv = self._pv
         param = pv.cmid.ConnParam(resources=rr, depth=idepth, retry=7, rnr_retry=7,
                                   data_len=len(private_data))
         param.set_private_data(bytes(private_data))
         try:
             self._id.connect(param)
-            name, data = self._event()
         except pv.PyverbsError as exc:
+            if "111" in str(exc) or "refused" in str(exc).lower():
+                raise ConnectRejected(f"RDMA CM connect rejected: {exc}", b"") from exc
             raise VerbsError(f"rdma_connect: {exc}") from exc
-        norm = name.upper().replace(" ", "_")
-        if "ESTABLISHED" in norm:
-            self.accept_data = data
-            return
-        if "REJECTED" in norm:
-            raise ConnectRejected(f"RDMA CM connect rejected ({len(data)} bytes of private "
-                                  f"data)", data)
-        raise VerbsError(f"RDMA CM connect: {name}, expected ESTABLISHED")
 
     def register(self, size: int, access: int = ACCESS_DATA) -> _Region:
         r = _Region(self._pv, self._pd, size, access)
@@ -190,13 +170,15 @@ class PyverbsConnection:
         if self._closed:
             return
         self._closed = True
-        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, self._ch):
+        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, self._pd,
+                    self._probe):
             with contextlib.suppress(Exception):   # a connection the target dropped
                 obj.close()
 
 
 class PyverbsVerbs:
     name = "pyverbs"
+    reports_reject_data = False
 
     def __init__(self) -> None:
         self._pv = _pyverbs()

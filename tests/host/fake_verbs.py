@@ -215,6 +215,7 @@ class FakeConnection:
 
 class FakeVerbs:
     name = "fake"
+    reports_reject_data = True
 
     def __init__(self, fabric: FakeFabric | None = None):
         self.fabric = fabric or FakeFabric()
