@@ -77,6 +77,9 @@ class RemoteMachine(RuleBasedStateMachine):
 
     target: ClassVar[Target]
     timeout: ClassVar[float] = 10.0
+    #: What the oracles read over the run: nvmf_get_stats calls, target-log lines scanned,
+    #: shutdown cycles (reported by conformance/test_remote.py).
+    seen: ClassVar[dict[str, int]] = {"rpc_calls": 0, "log_lines": 0, "cycles": 0}
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,6 +117,7 @@ class RemoteMachine(RuleBasedStateMachine):
 
     def stats(self) -> dict[str, int]:
         assert self.rpc is not None
+        self.seen["rpc_calls"] += 1
         return stat_totals(self.rpc.call("nvmf_get_stats"))
 
     def new_controller(self) -> Controller:
@@ -564,6 +568,8 @@ class RemoteMachine(RuleBasedStateMachine):
                     "pending")}, QUIESCE)
         finally:
             self.t.stop()
+        self.seen["cycles"] += 1
         if self.log is not None:
             lines = self.log.new_lines()
+            self.seen["log_lines"] += len(lines)
             checks.target_log_clean(LogScan.leaks(lines), LogScan.errors(lines), self.faults)

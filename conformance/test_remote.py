@@ -12,6 +12,7 @@ in the ``hardware`` profile a run in which this skipped exits non-zero
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -47,4 +48,11 @@ def test_remote_target(target, record_property) -> None:
     if os.environ.get("NRT_NO_SHRINK", "").strip() not in ("", "0"):
         chosen = settings(chosen, phases=[p for p in chosen.phases
                                           if p not in (Phase.shrink, Phase.explain)])
-    run_state_machine_as_test(remote.RemoteMachine, settings=chosen)
+    try:
+        run_state_machine_as_test(remote.RemoteMachine, settings=chosen)
+    finally:
+        seen = remote.RemoteMachine.seen
+        record_property("nrt_remote_seen", json.dumps(seen))
+        print(f"hardware tier: {seen['cycles']} shutdown cycle(s) against {target.kind}, "
+              f"{seen['rpc_calls']} nvmf_get_stats call(s), {seen['log_lines']} target-log "
+              f"line(s) scanned; judged {', '.join(props)}")
