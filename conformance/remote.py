@@ -107,7 +107,7 @@ class RemoteMachine(RuleBasedStateMachine):
             self.baseline = self.last = self.stats()
         if self.t.log:
             self.log = LogScan(self.t.log)
-        self.ctrls.append(self.new_controller())
+        self.ctrls.append(self.new_controller(first=True))
 
     def _pump(self) -> None:
         for c in self.ctrls:
@@ -120,7 +120,9 @@ class RemoteMachine(RuleBasedStateMachine):
         self.seen["rpc_calls"] += 1
         return stat_totals(self.rpc.call("nvmf_get_stats"))
 
-    def new_controller(self) -> Controller:
+    def new_controller(self, *, first: bool = False) -> Controller:
+        """Connect, enable and identify a controller.  A failure fails CONN-1 for the
+        example's first controller, SHUT-1 (reconnect after a fault or a shutdown) after."""
         c = Controller(self.t.verbs, self.t.address, self.t.port, self.t.subnqn,
                        io_depth=IO_QUEUE_DEPTH, timeout=self.timeout,
                        read_depth=self.read_depth)
@@ -128,7 +130,10 @@ class RemoteMachine(RuleBasedStateMachine):
             c.connect()
         except (QueueError, VerbsError) as exc:
             c.close()
-            checks.reconnected(f"controller bring-up on {self.t.address}:{self.t.port}", exc)
+            where = f"controller bring-up on {self.t.address}:{self.t.port}"
+            if first:
+                checks.fail("CONN-1", f"{where} failed: {type(exc).__name__}: {exc}")
+            checks.reconnected(where, exc)
         info = c.info
         assert info is not None
         for nsid in range(1, min(info.nn, 4) + 1):
@@ -149,6 +154,8 @@ class RemoteMachine(RuleBasedStateMachine):
             checks.answered_within(what, exc.cids, exc.seconds, self.timeout)
         except QueueFailed as exc:
             checks.connection_kept(what, str(exc))
+        except QueueError as exc:   # a command of the bring-up or a probe answered an error
+            checks.fail("CQE-1", f"{what}: {exc}")
 
     def limits(self, c: Controller) -> tuple[int, int]:
         """(largest transfer in bytes, in-capsule data bytes) the host may use."""
@@ -321,8 +328,10 @@ class RemoteMachine(RuleBasedStateMachine):
     def reconnect(self, data: Any) -> None:
         """Orderly: CC.SHN, CSTS.SHST complete, rdma_disconnect, then a new controller."""
         c = data.draw(st.sampled_from(self.ctrls), label="controller")
-        with self.live("shutdown"):
+        try:
             c.shutdown()
+        except QueueError as exc:
+            checks.fail("SHUT-1", f"orderly shutdown (CC.SHN = 01b) did not complete: {exc}")
         c.disconnect()
         self.retire(c)
         try:
@@ -455,6 +464,8 @@ class RemoteMachine(RuleBasedStateMachine):
         c = data.draw(st.sampled_from(self.ctrls), label="controller")
         kinds = tuple(k for k in sm.feasible_kinds(self.err_context(c, c.io[min(c.io)]))
                       if k in MALFORMED_KINDS)
+        if not kinds:
+            return
         name = data.draw(st.sampled_from(kinds), label="kind")
         kind = sm.KINDS[name]
         q = c.admin if kind.queue == "admin" else c.io[min(c.io)]
@@ -465,7 +476,7 @@ class RemoteMachine(RuleBasedStateMachine):
                           label="malformed")
         raw = drawn.capsule.encode()
         if len(raw) > W.SQE_SIZE + q.icd:
-            return
+            return   # larger than this host's send slots (its in-capsule area)
         self.faults += 1
         cid = drawn.capsule.sqe.cid
         statuses: list[int] = []

@@ -3,7 +3,7 @@
 pyverbs is imported from ``/usr/lib/python3/dist-packages`` (appended to ``sys.path``, so a
 virtual environment's own packages win).  The CM id is a synchronous one
 (``CMID(creator=AddrInfo)``: rdma_getaddrinfo + rdma_create_ep), the way pyverbs' own CM
-tests connect, created with the host's own PD and send and receive CQs.
+tests connect; the host adds its own send and receive CQs and the QP on the id's PD.
 pyverbs does not hand out a synchronous id's REJECTED event, so a rejection carries no
 private data here (``reports_reject_data``); the tier's CM probes use the cffi binding.
 pyverbs' ``CMID.post_send`` / ``post_recv`` are
@@ -86,21 +86,31 @@ class PyverbsConnection:
         self._disconnected = False
         self._closed = False
         try:
-            # The CQs and the PD come first (rdma_create_ep creates the QP), from the device
-            # context a first id resolves to: RDMA CM opens one context per device, which
-            # every id on the device shares.
+            # rdma_getaddrinfo + rdma_create_ep: a synchronous id bound to its device, with
+            # the device's PD (rdma-core sets id->pd); our CQs; rdma_create_qp on that PD.
             ai = pv.cmid.AddrInfo(dst=address, dst_service=str(port),
                                   port_space=RDMA_PS_TCP)
-            self._probe = pv.cmid.CMID(creator=ai)
-            ctx = self._probe.context
-            self._pd = pv.pd.PD(ctx)
+            self._probe = None
+            self._id = pv.cmid.CMID(creator=ai)
+            ctx = self._id.context
             self._scq = pv.cq.CQ(ctx, send_depth)
             self._rcq = pv.cq.CQ(ctx, recv_depth)
             cap = pv.qp.QPCap(max_send_wr=send_depth, max_recv_wr=recv_depth,
                               max_send_sge=1, max_recv_sge=1)
             init = pv.qp.QPInitAttr(qp_type=pv.e.IBV_QPT_RC, scq=self._scq, rcq=self._rcq,
                                     cap=cap)
-            self._id = pv.cmid.CMID(creator=ai, qp_init_attr=init, pd=self._pd)
+            self._pd = self._id.pd
+            try:
+                pv.mr.MR(self._pd, 64, pv.e.IBV_ACCESS_LOCAL_WRITE).close()
+                self._id.create_qp(init)
+            except pv.PyverbsError:
+                # A provider that leaves id->pd unset without a QP: our own PD on the
+                # device's shared context, and the QP made by rdma_create_ep on it.
+                # (pyverbs' CMID.close() forgets a PD it was given without freeing it, so
+                # this path costs one PD per connection.)
+                self._probe = self._id
+                self._pd = pv.pd.PD(ctx)
+                self._id = pv.cmid.CMID(creator=ai, qp_init_attr=init, pd=self._pd)
         except pv.PyverbsError as exc:
             raise VerbsError(f"pyverbs connection setup: {exc}") from exc
 
@@ -170,8 +180,9 @@ class PyverbsConnection:
         if self._closed:
             return
         self._closed = True
-        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, self._pd,
-                    self._probe):
+        own = (self._pd,) if self._probe is not None else ()
+        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, *own,
+                    *((self._probe,) if self._probe is not None else ())):
             with contextlib.suppress(Exception):   # a connection the target dropped
                 obj.close()
 
