@@ -104,13 +104,13 @@ class PyverbsConnection:
                 pv.mr.MR(self._pd, 64, pv.e.IBV_ACCESS_LOCAL_WRITE).close()
                 self._id.create_qp(init)
             except pv.PyverbsError:
-                # A provider that leaves id->pd unset without a QP: our own PD on the
-                # device's shared context, and the QP made by rdma_create_ep on it.
-                # (pyverbs' CMID.close() forgets a PD it was given without freeing it, so
-                # this path costs one PD per connection.)
+                # A provider that sets id->pd only when rdma_create_ep makes the QP: a
+                # second id with the QP (on our CQs, from the device's shared context),
+                # whose PD the MRs then share.  (Not a PD of our own: pyverbs' CMID.close()
+                # forgets a PD it was given without freeing it.)
                 self._probe = self._id
-                self._pd = pv.pd.PD(ctx)
-                self._id = pv.cmid.CMID(creator=ai, qp_init_attr=init, pd=self._pd)
+                self._id = pv.cmid.CMID(creator=ai, qp_init_attr=init)
+                self._pd = self._id.pd
         except pv.PyverbsError as exc:
             raise VerbsError(f"pyverbs connection setup: {exc}") from exc
 
@@ -180,8 +180,7 @@ class PyverbsConnection:
         if self._closed:
             return
         self._closed = True
-        own = (self._pd,) if self._probe is not None else ()
-        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq, *own,
+        for obj in (*[r.mr for r in self._regions], self._id, self._scq, self._rcq,
                     *((self._probe,) if self._probe is not None else ())):
             with contextlib.suppress(Exception):   # a connection the target dropped
                 obj.close()
