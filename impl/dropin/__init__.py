@@ -217,6 +217,13 @@ class Server:
         """One pass of the target's pollers by hand (what autoprogress does)."""
         return int(self._lib.nrt_dropin_progress(self._s))
 
+    def set_block_io_auto(self, on: bool) -> None:
+        """Block IO completes at once (the default while served) or waits (a test that
+        needs a command outstanding)."""
+        if self._t == self._ffi.NULL:
+            raise ServeError("the server is stopped")
+        self._lib.nrt_bdev_set_auto(self._t, 1 if on else 0)
+
     @property
     def passes(self) -> int:
         """How often the target's pollers have run."""
@@ -237,6 +244,8 @@ class Server:
             rc = lib.nrt_transport_destroy(self._t, report)
             self._t = ffi.NULL
             message = ffi.string(report.message).decode(errors="replace")
+            if self._self_logged:
+                lib.nrt_dropin_set_log_file(ffi.NULL)    # the target's own log: closed
             self._log(f"destroyed ({rc}): wr {report.wr_returned}/{report.wr_expected}, "
                       f"buffers {report.buf_returned}/{report.buf_expected}"
                       + (f": {message}" if message and not self._self_logged else ""))

@@ -41,7 +41,7 @@ def _abi(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from impl import dropin
     cmd = [sys.executable, "-m", "impl.dropin.bench", "--commands", str(args.commands),
-           "--target", args.target]
+           "--target", args.target, *(["--json"] if args.json else [])]
     if args.spdk_src:
         cmd += ["--spdk-src", args.spdk_src]
     return subprocess.run(cmd, env=dropin.subprocess_env(), check=False).returncode
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--commands", type=int, default=20000, help="commands to time (default 20000)")
     c.add_argument("--target", choices=("builtin", "spdk"), default="builtin")
     c.add_argument("--spdk-src", help="SPDK tree for --target spdk")
+    c.add_argument("--json", action="store_true", help="print the figures as JSON")
     c.set_defaults(fn=_bench)
     args = ap.parse_args(argv)
     return int(args.fn(args))

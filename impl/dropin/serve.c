@@ -34,6 +34,7 @@ struct seen_qpair {
     uint32_t qp_num;
     uint64_t send_wrs, recv_wrs;     /* as of the last look */
     int live;
+    int counted;                     /* in admin_qpairs / io_qpairs */
 };
 
 struct group_totals {
@@ -45,6 +46,8 @@ struct nrt_dropin_server {
     struct nrt_transport *t;
     struct sv_fabric *f;
     pthread_mutex_t lock;
+    pthread_t owner;                 /* the thread running the target, while running */
+    volatile int running;
     uint32_t groups;
     uint64_t passes;                 /* hook calls */
     struct seen_qpair *seen;
@@ -128,15 +131,18 @@ static void scan_qpairs(struct nrt_dropin_server *s)
             memset(q, 0, sizeof *q);
             q->handle = handles[k];
             q->group = qi.group < NRT_MAX_POLL_GROUPS ? qi.group : 0;
-            q->qid = qi.qid;
             q->qp_num = qi.qp_num;
+        }
+        q->live = 1;
+        q->qid = qi.qid;
+        /* counted once its Fabrics Connect made it active, as admin or IO queue */
+        if (!q->counted && qi.state == NRT_QP_ACTIVE) {
+            q->counted = 1;
             if (qi.qid == 0)
                 s->totals[q->group].admin_qpairs++;
             else
                 s->totals[q->group].io_qpairs++;
         }
-        q->live = 1;
-        q->qid = qi.qid;
         struct sv_qp_info vi;
         if (qi.qp_num && sv_qp_info(s->f, qi.qp_num, &vi) == 0) {
             q->send_wrs = vi.posts_send;
@@ -172,11 +178,19 @@ static int run_target(struct nrt_dropin_server *s)
     return did || nrt_progress_counter(s->t) != before;
 }
 
+/* The target's own verbs calls autoprogress too: the thread already running the target
+ * is not let in again (simverbs guards its hook calls; a pass by hand,
+ * nrt_dropin_progress, needs this). */
 static int progress_hook(void *arg)
 {
     struct nrt_dropin_server *s = arg;
+    if (s->running && pthread_equal(s->owner, pthread_self()))
+        return 0;
     pthread_mutex_lock(&s->lock);
+    s->owner = pthread_self();
+    s->running = 1;
     int did = run_target(s);
+    s->running = 0;
     pthread_mutex_unlock(&s->lock);
     return did;
 }
@@ -263,7 +277,7 @@ static void builtin_stats(struct nrt_dropin_server *s, struct out *o)
         uint64_t pend_read = 0, pend_write = 0, pend_send = 0;
         for (uint32_t i = 0; i < s->nseen; i++) {
             struct seen_qpair *q = &s->seen[i];
-            if (q->group != g)
+            if (q->group != g || !q->counted)
                 continue;
             if (q->qid == 0)
                 cur_admin++;

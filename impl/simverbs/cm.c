@@ -144,6 +144,8 @@ int rdma_connect(struct rdma_cm_id *cid, struct rdma_conn_param *p)
     int rc = sv__id_connect(id, p);
     if (rc == 0 && id->sync)
         rc = sv__sync_wait(id, RDMA_CM_EVENT_ESTABLISHED);
+    else if (rc == 0 && id->f->autoprogress)
+        sv__progress_all(id->f);   /* the answer is on the channel (its fd readable) at once */
     return rc;
 }
 
@@ -309,7 +311,11 @@ int rdma_disconnect(struct rdma_cm_id *cid)
         errno = EINVAL;
         return -1;
     }
-    return sv__id_disconnect((struct sv_id *)cid);
+    struct sv_id *id = (struct sv_id *)cid;
+    int rc = sv__id_disconnect(id);
+    if (rc == 0 && id->f->autoprogress)
+        sv__progress_all(id->f);   /* the peer handles its DISCONNECTED now */
+    return rc;
 }
 
 void sv__id_destroy(struct sv_id *id)

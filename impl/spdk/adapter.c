@@ -337,6 +337,7 @@ static int core_fail(struct nrt_transport *t, int code, const char *fmt, ...)
 /* ---- the env: SPDK's log, memory maps -------------------------------------------------------- */
 
 static char g_log_sink[CORE_LINE_LEN];
+static FILE *g_log_file;         /* nrt_target_set_log_file: SPDK's log appended here too */
 
 static void core_log(int level, const char *file, const int line, const char *func,
                      const char *format, va_list args)
@@ -363,6 +364,8 @@ static void core_log(int level, const char *file, const int line, const char *fu
         snprintf(t->destroy_message, sizeof(t->destroy_message), "%s", msg);
     if (getenv("NRT_SPDK_LOG"))
         fprintf(stderr, "spdk[%d] %s\n", level, msg);
+    if (g_log_file)
+        fprintf(g_log_file, "spdk[%d] %s\n", level, msg);
 }
 
 /* The whole user address space is one registered region, as all of DPDK's memory is:
@@ -750,6 +753,27 @@ void spdk_nvmf_request_exec(struct spdk_nvmf_request *req)
     core_request_done(t, c);
 }
 
+/* The poll group's nvmf_get_stats counters, kept where nvmf's ctrlr.c keeps them: a
+ * successful Fabrics Connect adds an admin or IO qpair, a completed NVM command counts. */
+static void core_count_stat(struct nrt_transport *t, struct core_qpair *cq, struct core_cmd *c)
+{
+    if (cq->group >= t->o.num_poll_groups)
+        return;
+    struct spdk_nvmf_poll_group_stat *st = &t->groups[cq->group].pg.stat;
+    const struct nvme_sqe *sqe = c->cmd.sqe;
+    if (sqe->opc == NRT_OPC_FABRICS) {
+        const struct nvmf_fabric_sqe *f = (const struct nvmf_fabric_sqe *)(const void *)sqe;
+        if (f->fctype == NRT_FCTYPE_CONNECT && c->cmd.status == 0) {
+            if (cq->emu.qid == 0)
+                st->admin_qpairs++;
+            else
+                st->io_qpairs++;
+        }
+    } else if (cq->emu.qid != 0) {
+        st->completed_nvme_io++;
+    }
+}
+
 static void core_request_done(struct nrt_transport *t, struct core_cmd *c)
 {
     struct spdk_nvmf_request *req = c->req;
@@ -758,6 +782,7 @@ static void core_request_done(struct nrt_transport *t, struct core_cmd *c)
     rsp->cdw0 = c->cmd.cdw0;
     rsp->cdw1 = c->cmd.cdw1;
     core_set_status(req, c->cmd.status, c->cmd.dnr);
+    core_count_stat(t, cq, c);
 #if HAVE_QPAIR_ENABLED
     if (cq->emu.connected && req->qpair->state == SPDK_NVMF_QPAIR_CONNECTING)
         req->qpair->state = SPDK_NVMF_QPAIR_ENABLED;
@@ -1713,4 +1738,90 @@ int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
     /* No transition graph is declared: transitions are not observable from outside
      * rdma.c's switch, so SM-1 judges states against queues only. */
     return 0;
+}
+
+/* ---- served in-process (impl/dropin): SPDK's log into a file, nvmf_get_stats ------------------ */
+
+int nrt_target_set_log_file(const char *path);
+int nrt_target_stats_json(struct nrt_transport *t, char *buf, size_t len);
+
+/* From now on every line SPDK logs is appended to path as well (NULL: stop); 1 if open. */
+int nrt_target_set_log_file(const char *path)
+{
+    if (g_log_file)
+        fclose(g_log_file);
+    g_log_file = path ? fopen(path, "a") : NULL;
+    if (g_log_file)
+        setvbuf(g_log_file, NULL, _IOLBF, 0);
+    return g_log_file ? 1 : 0;
+}
+
+struct stats_buf {
+    char *buf;
+    size_t len, used;            /* used may pass len: the size the caller needs */
+};
+
+static int stats_buf_write(void *ctx, const void *data, size_t size)
+{
+    struct stats_buf *b = ctx;
+    if (b->used < b->len) {
+        size_t n = b->len - b->used < size ? b->len - b->used : size;
+        memcpy(b->buf + b->used, data, n);
+    }
+    b->used += size;
+    return 0;
+}
+
+/* nvmf_get_stats' result as SPDK's nvmf_rpc.c writes it: tick rate, then per poll group
+ * the core's counters and, per transport, trtype and what rdma.c's own
+ * nvmf_rdma_poll_group_dump_stat writes (pending_data_buffer, devices).  Returns the
+ * length of the JSON text (NUL-terminated in buf when shorter than len). */
+int nrt_target_stats_json(struct nrt_transport *t, char *buf, size_t len)
+{
+    struct stats_buf b = {buf, len, 0};
+    struct spdk_json_write_ctx *w = spdk_json_write_begin(stats_buf_write, &b, 0);
+    if (!w)
+        return NRT_ENOMEM;
+    spdk_json_write_object_begin(w);
+    spdk_json_write_named_uint64(w, "tick_rate", spdk_get_ticks_hz());
+    spdk_json_write_named_array_begin(w, "poll_groups");
+    for (uint32_t g = 0; g < t->o.num_poll_groups; g++) {
+        struct core_group *cg = &t->groups[g];
+        if (!cg->tg)
+            continue;
+        uint32_t cur_admin = 0, cur_io = 0;
+        struct spdk_nvmf_qpair *qp;
+        TAILQ_FOREACH(qp, &cg->pg.qpairs, link) {
+            struct core_qpair *cq = core_qpair_of(qp);
+            if (!cq || !cq->emu.connected)
+                continue;
+            if (cq->emu.qid == 0)
+                cur_admin++;
+            else
+                cur_io++;
+        }
+        int pending = g == 0 ? nrt_bdev_pending(t) : 0;
+        spdk_json_write_object_begin(w);
+        spdk_json_write_named_string_fmt(w, "name", "nvmf_tgt_poll_group_%03u", g);
+        spdk_json_write_named_uint32(w, "admin_qpairs", cg->pg.stat.admin_qpairs);
+        spdk_json_write_named_uint32(w, "io_qpairs", cg->pg.stat.io_qpairs);
+        spdk_json_write_named_uint32(w, "current_admin_qpairs", cur_admin);
+        spdk_json_write_named_uint32(w, "current_io_qpairs", cur_io);
+        spdk_json_write_named_uint64(w, "pending_bdev_io", pending > 0 ? (uint64_t)pending : 0);
+        spdk_json_write_named_uint64(w, "completed_nvme_io", cg->pg.stat.completed_nvme_io);
+        spdk_json_write_named_array_begin(w, "transports");
+        spdk_json_write_object_begin(w);
+        spdk_json_write_named_string(w, "trtype", "RDMA");
+        nvmf_rdma_poll_group_dump_stat(cg->tg, w);
+        spdk_json_write_object_end(w);
+        spdk_json_write_array_end(w);
+        spdk_json_write_object_end(w);
+    }
+    spdk_json_write_array_end(w);
+    spdk_json_write_object_end(w);
+    if (spdk_json_write_end(w) != 0)
+        return NRT_EINVAL;
+    if (b.used < len)
+        buf[b.used] = '\0';
+    return (int)b.used;
 }

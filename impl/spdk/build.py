@@ -20,7 +20,13 @@ written by hand into the build directory.
 
 The build directory is ``$NRT_SPDK_CACHE`` (default ``<project>/build/spdk``) / a key hashed
 from the content of every input file and the flags: a second build of the same tree is a
-cache hit and compiles nothing.  ``NRT_SPDK_CFLAGS`` adds compiler flags (e.g. the sanitizer
+cache hit and compiles nothing.
+
+The drop-in variant (``build(src, dropin=DIR)``, ``--dropin DIR``) carries no simverbs of
+its own: it links against the drop-in ``libibverbs.so.1`` / ``librdmacm.so.1`` in ``DIR``
+(``impl/dropin``), so the process's one fabric is shared with an unmodified host, and adds
+the in-process serving glue (``impl/dropin/serve.c``).  The variant and the drop-in
+libraries' stamp are part of the cache key.  ``NRT_SPDK_CFLAGS`` adds compiler flags (e.g. the sanitizer
 build: ``-fsanitize=address,undefined -g -O1``), and is part of the key.
 """
 
@@ -203,9 +209,18 @@ def tree_commit(src: str | os.PathLike[str]) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _our_sources() -> list[Path]:
+DROPIN_GLUE = IMPL / "dropin" / "serve.c"
+
+
+def _our_sources(dropin: Path | None = None) -> list[Path]:
+    if dropin is not None:       # simverbs comes from the drop-in libibverbs.so.1
+        return [CSRC / "ctrlr.c", CSRC / "rig.c", DROPIN_GLUE]
     ours = [CSRC / "ctrlr.c", CSRC / "rig.c", *sorted(SIMVERBS.glob("*.c"))]
     return ours
+
+
+def _dropin_libs(dropin: Path) -> list[str]:
+    return [f"-L{dropin}", "-l:libibverbs.so.1", "-l:librdmacm.so.1", f"-Wl,-rpath,{dropin}"]
 
 
 def _spdk_sources(tree: Tree) -> list[Path]:
@@ -219,16 +234,20 @@ def _extra_flags() -> list[str]:
     return os.environ.get("NRT_SPDK_CFLAGS", "").split()
 
 
-def cache_key(tree: Tree) -> str:
-    """A hash of everything the build reads: the tree's headers and sources, ours, flags."""
+def cache_key(tree: Tree, dropin: Path | None = None) -> str:
+    """A hash of everything the build reads: the tree's headers and sources, ours, flags,
+    and for the drop-in variant the drop-in libraries' own stamp."""
     h = hashlib.sha256()
+    if dropin is not None:
+        stamp = dropin / "STAMP"
+        h.update(b"dropin\0" + (stamp.read_bytes() if stamp.is_file() else b"?"))
     inputs: list[Path] = []
     for d in ("include", "lib/nvmf", "test/common/lib"):
         inputs += sorted(p for p in (tree.root / d).rglob("*") if p.is_file())
     for lib in tree.libs:
         inputs += sorted(p for p in lib.glob("*") if p.is_file())
     inputs += sorted(HERE.glob("*.c")) + sorted(HERE.glob("*.h")) + sorted(HERE.glob("*.py"))
-    inputs += _our_sources() + sorted(CSRC.glob("*.h")) + sorted(SIMVERBS.glob("*.h"))
+    inputs += _our_sources(dropin) + sorted(CSRC.glob("*.h")) + sorted(SIMVERBS.glob("*.h"))
     for p in inputs:
         h.update(str(p.relative_to(tree.root) if p.is_relative_to(tree.root) else
                      p.relative_to(ROOT)).encode())
@@ -274,10 +293,12 @@ def run_probes(tree: Tree, gen: Path, cc: str = "gcc") -> dict[str, bool]:
 
 
 def build(src: str | os.PathLike[str], *, force: bool = False, verbose: bool = False,
-          cc: str = "gcc") -> Path:
-    """The shared object for the tree at ``src``, built if the cache does not have it."""
+          cc: str = "gcc", dropin: str | os.PathLike[str] | None = None) -> Path:
+    """The shared object for the tree at ``src``, built if the cache does not have it;
+    ``dropin``: the drop-in variant, linked against the libraries in that directory."""
     tree = inspect_tree(src)
-    key = cache_key(tree)
+    dropin_dir = Path(dropin).resolve() if dropin is not None else None
+    key = cache_key(tree, dropin_dir)
     out_dir = cache_root() / key
     so = out_dir / LIB_NAME
     if so.is_file() and not force:
@@ -305,7 +326,7 @@ def build(src: str | os.PathLike[str], *, force: bool = False, verbose: bool = F
             o = work / f"spdk{i}_{c.stem}.o"
             objs.append(o)
             jobs.append(([cc, *spdk_flags, "-c", str(c), "-o", str(o)], str(c)))
-        for c in _our_sources():
+        for c in _our_sources(dropin_dir):
             o = work / f"nrt_{c.parent.name}_{c.stem}.o"
             objs.append(o)
             jobs.append(([cc, *our_flags, "-c", str(c), "-o", str(o)], str(c)))
@@ -321,8 +342,9 @@ def build(src: str | os.PathLike[str], *, force: bool = False, verbose: bool = F
             for f in [ex.submit(_run, cmd, what) for cmd, what in jobs]:
                 f.result()
         tmp_so = work / LIB_NAME
+        libs = [*LIBS, *(_dropin_libs(dropin_dir) if dropin_dir is not None else [])]
         _run([cc, "-shared", "-Wl,-Bsymbolic", "-Wl,--no-undefined", *extra,
-              *map(str, objs), "-o", str(tmp_so), *LIBS], "the shared object (link)")
+              *map(str, objs), "-o", str(tmp_so), *libs], "the shared object (link)")
         (work / "probes.txt").write_text("".join(f"{k}={int(v)}\n" for k, v in
                                                  sorted(probes.items())))
         (work / "SOURCE").write_text(f"{tree.root}\n{tree_commit(tree.root) or ''}\n")
@@ -348,10 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         "\n\n")[0])
     ap.add_argument("src", help="an SPDK source tree (a full checkout or the subset it needs)")
     ap.add_argument("--force", action="store_true", help="rebuild even if cached")
+    ap.add_argument("--dropin", metavar="DIR",
+                    help="the drop-in variant, linked against DIR's libibverbs.so.1 / "
+                         "librdmacm.so.1 (python -m impl.dropin build prints DIR)")
     args = ap.parse_args(argv)
     started = time.monotonic()
     try:
-        so = build(args.src, force=args.force, verbose=True)
+        so = build(args.src, force=args.force, verbose=True, dropin=args.dropin)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

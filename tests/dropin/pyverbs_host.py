@@ -18,17 +18,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import pyverbs.cm_enums as ce
 import pyverbs.device as pd
 import pyverbs.enums as e
-from pyverbs.cmid import CMID, AddrInfo, ConnParam
+from pyverbs.cmid import CMID, AddrInfo, CMEvent, CMEventChannel, ConnParam
 from pyverbs.qp import QPCap, QPInitAttr
 
 from impl import dropin
 from impl.wire import (
+    FCTYPE_PROPERTY_SET,
     Capsule,
     CmRequestPrivateData,
     ConnectData,
     ConnectSqe,
     Cqe,
+    PropertySqe,
     connect_capsule,
+    keyed,
 )
 
 HOSTNQN = "nqn.2014-08.org.nvmexpress:uuid:00000000-0000-0000-0000-000000000001"
@@ -39,7 +42,9 @@ def connect(srv: dropin.Server, qid: int = 0, depth: int = 4) -> tuple[CMID, dic
     cap = QPCap(max_send_wr=depth, max_recv_wr=depth, max_send_sge=1, max_recv_sge=1)
     cmid = CMID(creator=ai, qp_init_attr=QPInitAttr(qp_type=e.IBV_QPT_RC, cap=cap,
                                                     sq_sig_all=1))
-    cp = ConnParam(resources=4, depth=4, data_len=CmRequestPrivateData.SIZE)
+    # the target may RDMA READ host memory (responder resources), never the reverse
+    # (NVMe/RDMA 1.0 3.3: the host's initiator depth is 0)
+    cp = ConnParam(resources=4, depth=0, data_len=CmRequestPrivateData.SIZE)
     cp.set_private_data(CmRequestPrivateData(qid=qid, hrqsize=depth, hsqsize=depth - 1)
                         .encode())
     cmid.connect(cp)
@@ -63,9 +68,10 @@ def exchange(cmid: CMID, capsule: bytes) -> Cqe:
     return cqe
 
 
-def fabrics_connect(cmid: CMID, srv: dropin.Server, qid: int, cid: int = 1) -> Cqe:
+def fabrics_connect(cmid: CMID, srv: dropin.Server, qid: int, cid: int = 1,
+                    cntlid: int = 0xFFFF) -> Cqe:
     capsule = connect_capsule(ConnectSqe(cid=cid, qid=qid, sqsize=3),
-                              ConnectData.make(srv.subnqn, HOSTNQN))
+                              ConnectData.make(srv.subnqn, HOSTNQN, cntlid=cntlid))
     return exchange(cmid, capsule.encode())
 
 
@@ -84,22 +90,39 @@ def scenario_connect(srv: dropin.Server) -> dict:
     return out
 
 
-def scenario_stats(srv: dropin.Server) -> dict:
-    before = srv.stats()
-    cmid, _ = connect(srv)
-    admin = fabrics_connect(cmid, srv, qid=0)
+def read_capsule(mr, cid: int, slba: int, block: int = 512) -> bytes:
+    """An NVM Read of one block into the host region ``mr`` (a keyed SGL, NVMe/RDMA 1.0
+    4.2: address, length, the region's rkey)."""
+    return Capsule.io(0x02, cid, 1, slba, 0, [keyed(mr.buf, block, mr.rkey)]).encode()
+
+
+def io_queue(srv: dropin.Server) -> tuple[CMID, CMID, int]:
+    """An admin queue and one IO queue, each through RDMA CM and a Fabrics Connect."""
+    admin, _ = connect(srv)
+    a = fabrics_connect(admin, srv, qid=0)
+    # CC.EN = 1 with 64-byte SQEs and 16-byte CQEs (NVMe base 2.0 3.1.3.5): IO queues
+    # exist only on an enabled controller
+    cc = 1 | 6 << 16 | 4 << 20
+    en = exchange(admin, PropertySqe(FCTYPE_PROPERTY_SET, cid=3, ofst=0x14, value=cc).encode())
+    if en.status != 0:
+        raise RuntimeError(f"Property Set CC.EN failed: {en.status:#x}")
     io, _ = connect(srv, qid=1)
-    cqe = fabrics_connect(io, srv, qid=1, cid=2)
-    reads = []
-    for i in range(8):
-        reads.append(exchange(io, Capsule.io(0x02, 10 + i, 1, i, 0).encode()).status)
+    cqe = fabrics_connect(io, srv, qid=1, cid=2, cntlid=a.cdw0 & 0xFFFF)
+    return admin, io, cqe.status
+
+
+def scenario_stats(srv: dropin.Server) -> dict:
+    before = rpc_stats(srv.rpc_socket)
+    admin, io, io_status = io_queue(srv)
+    data = io.reg_write(4096)
+    reads = [exchange(io, read_capsule(data, 10 + i, i)).status for i in range(8)]
     after = rpc_stats(srv.rpc_socket)
     io.disconnect()
-    cmid.disconnect()
+    admin.disconnect()
+    data.close()
     io.close()
-    cmid.close()
-    return {"before": before, "after": after, "admin": admin.status, "io": cqe.status,
-            "reads": reads}
+    admin.close()
+    return {"before": before, "after": after, "io": io_status, "reads": reads}
 
 
 def rpc_stats(path: str) -> dict:
@@ -120,7 +143,120 @@ def rpc_stats(path: str) -> dict:
                 continue
 
 
-SCENARIOS = {"connect": scenario_connect, "stats": scenario_stats}
+def scenario_failed_write(srv: dropin.Server) -> dict:
+    """A Write whose data the target cannot read: 16 keyed descriptors (a last-segment list,
+    NVMe base 2.0 4.3.2) into host memory registered without remote read, so every RDMA
+    READ the target posts completes in error (IBV_WC_REM_ACCESS_ERR), the qpair goes to
+    error and the command is completed abnormally."""
+    _admin, io, io_status = io_queue(srv)
+    data = io.reg_msgs(16 * 4096)            # local access only: no IBV_ACCESS_REMOTE_READ
+    descs = [keyed(data.buf + i * 4096, 4096, data.rkey) for i in range(16)]
+    capsule = Capsule.io(0x01, 30, 1, 0, 16 * 8 - 1, descs).encode()
+    recv_mr = io.reg_msgs(64)
+    io.post_recv(recv_mr, 64)
+    send_mr = io.reg_msgs(len(capsule))
+    send_mr.write(capsule, len(capsule))
+    io.post_send(send_mr)
+    swc = io.get_send_comp()
+    srv.progress()
+    srv.stop()
+    return {"io": io_status, "send": int(swc.status)}
+
+
+def _event(ch) -> tuple[int, bytes]:
+    ev = CMEvent(ch)
+    kind, data = ev.event_type, bytes(ev.private_data or b"")
+    ev.ack_cm_event()
+    return kind, data
+
+
+def async_connect(srv: dropin.Server, ch, qid: int, hrqsize: int) -> tuple[CMID, list]:
+    """The event-channel CM: resolve address and route, a QP, connect; every event."""
+    cmid = CMID(creator=ch)
+    ai = AddrInfo(dst=srv.address, dst_service=str(srv.port), port_space=ce.RDMA_PS_TCP)
+    events = []
+    cmid.resolve_addr(ai)
+    events.append(_event(ch))
+    cmid.resolve_route()
+    events.append(_event(ch))
+    cap = QPCap(max_send_wr=4, max_recv_wr=4, max_send_sge=1, max_recv_sge=1)
+    cmid.create_qp(QPInitAttr(qp_type=e.IBV_QPT_RC, cap=cap, sq_sig_all=1))
+    cp = ConnParam(resources=4, depth=0, data_len=CmRequestPrivateData.SIZE)
+    cp.set_private_data(CmRequestPrivateData(qid=qid, hrqsize=hrqsize, hsqsize=3).encode())
+    cmid.connect(cp)
+    events.append(_event(ch))
+    return cmid, events
+
+
+def scenario_async_cm(srv: dropin.Server) -> dict:
+    """A rejected connect (HRQSIZE 1: NVMe/RDMA 1.0 3.3 figure 6, STS 5 invalid HRQSIZE)
+    with its reject private data; then an accepted one, its Connect, and the
+    DISCONNECTED event of a host-side disconnect."""
+    ch = CMEventChannel()
+    bad, rejected = async_connect(srv, ch, qid=0, hrqsize=1)
+    good, accepted = async_connect(srv, ch, qid=0, hrqsize=4)
+    cqe = fabrics_connect(good, srv, qid=0)
+    good.disconnect()
+    disconnected = _event(ch)
+    names = {int(getattr(ce, n)): n for n in dir(ce) if n.startswith("RDMA_CM_EVENT_")}
+
+    def show(events: list) -> list:
+        return [[names.get(k, str(k)), d.hex()] for k, d in events]
+
+    out = {"rejected": show(rejected), "accepted": show(accepted),
+           "disconnected": show([disconnected]), "connect_status": cqe.status}
+    bad.close()
+    good.close()
+    ch.close()
+    return out
+
+
+def scenario_comp_channel(srv: dropin.Server) -> dict:
+    """A host that sleeps on a completion channel instead of polling: its own CQ on the
+    CM's device context, armed (ibv_req_notify_cq), then ibv_get_cq_event - which runs the
+    fabric and the target until the response's completion raises the event."""
+    from pyverbs.cq import CQ, CompChannel
+    ch = CMEventChannel()
+    cmid = CMID(creator=ch)
+    cmid.resolve_addr(AddrInfo(dst=srv.address, dst_service=str(srv.port),
+                               port_space=ce.RDMA_PS_TCP))
+    _event(ch)
+    cmid.resolve_route()
+    _event(ch)
+    cc = CompChannel(cmid.context)
+    cq = CQ(cmid.context, 16, None, cc, 0)
+    cap = QPCap(max_send_wr=4, max_recv_wr=4, max_send_sge=1, max_recv_sge=1)
+    cmid.create_qp(QPInitAttr(qp_type=e.IBV_QPT_RC, scq=cq, rcq=cq, cap=cap, sq_sig_all=1))
+    cp = ConnParam(resources=4, depth=0, data_len=CmRequestPrivateData.SIZE)
+    cp.set_private_data(CmRequestPrivateData(qid=0, hrqsize=4, hsqsize=3).encode())
+    cmid.connect(cp)
+    established = _event(ch)[0] == ce.RDMA_CM_EVENT_ESTABLISHED
+    recv_mr = cmid.reg_msgs(64)
+    cmid.post_recv(recv_mr, 64)
+    capsule = connect_capsule(ConnectSqe(cid=5, qid=0, sqsize=3),
+                              ConnectData.make(srv.subnqn, HOSTNQN)).encode()
+    send_mr = cmid.reg_msgs(len(capsule))
+    send_mr.write(capsule, len(capsule))
+    seen: list = []
+    events = 0
+    cq.req_notify()
+    cmid.post_send(send_mr)
+    while len(seen) < 2 and events < 4:
+        cc.get_cq_event(cq)           # the verbs pattern: wait, ack, re-arm, then drain
+        events += 1
+        cq.ack_events(1)
+        cq.req_notify()
+        n, wcs = cq.poll(4)
+        seen += [(int(w.opcode), int(w.status)) for w in wcs[:n]]
+    cqe = Cqe.decode(recv_mr.read(16, 0))
+    cmid.disconnect()
+    for obj in (send_mr, recv_mr, cmid, cq, cc, ch):
+        obj.close()
+    return {"established": established, "events": events, "completions": seen,
+            "cid": cqe.cid, "status": cqe.status}
+
+
+SCENARIOS = {"comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:
