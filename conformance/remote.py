@@ -50,6 +50,9 @@ from strategies import malformed as sm
 from strategies.types import Namespace
 from strategies.wire import Region, WireLimits, cm_private_data
 
+#: Every rule of the machine, by name (what NRT_REMOTE_SKIP_RULES may name).
+RULES = ("io", "burst", "admin_probe", "add_controller", "reconnect",
+         "fault_with_io_in_flight", "errors_then_io", "bad_rkey", "malformed", "cm_connect")
 #: The properties the tier judges, without and with the RPC oracle.
 PROPERTIES = ("CQE-1", "DATA-1", "LIVE-1", "ERR-1", "CONN-1", "SHUT-1")
 RPC_PROPERTIES = (*PROPERTIES, "STATS-1")
@@ -80,6 +83,8 @@ class RemoteMachine(RuleBasedStateMachine):
     #: What the oracles read over the run: nvmf_get_stats calls, target-log lines scanned,
     #: shutdown cycles (reported by conformance/test_remote.py).
     seen: ClassVar[dict[str, int]] = {"rpc_calls": 0, "log_lines": 0, "cycles": 0}
+    #: Rules not drawn (``NRT_REMOTE_SKIP_RULES``; set by conformance/test_remote.py).
+    skipped: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self) -> None:
         super().__init__()
@@ -108,6 +113,11 @@ class RemoteMachine(RuleBasedStateMachine):
         if self.t.log:
             self.log = LogScan(self.t.log)
         self.ctrls.append(self.new_controller(first=True))
+
+    def allowed(self, rule: str) -> bool:
+        """Whether ``rule`` may be drawn: every rule but those ``NRT_REMOTE_SKIP_RULES``
+        names (comma-separated), for a target whose known findings would hide the rest."""
+        return rule not in self.skipped
 
     def _pump(self) -> None:
         for c in self.ctrls:
@@ -244,6 +254,7 @@ class RemoteMachine(RuleBasedStateMachine):
         checks.remote_qpairs_back(now, self.baseline, want, QUIESCE)
 
     # ------------------------------------------------------------------ rules: IO
+    @precondition(lambda self: self.allowed("io"))
     @rule(data=st.data())
     def io(self, data: Any) -> None:
         """One IO, read-after-write checked against what this host wrote."""
@@ -265,6 +276,7 @@ class RemoteMachine(RuleBasedStateMachine):
         if self.rpc:
             checks.remote_counters_moved(self.stats(), before, 1)
 
+    @precondition(lambda self: self.allowed("burst"))
     @rule(data=st.data())
     def burst(self, data: Any) -> None:
         """Several writes in flight on one queue, then reads of them all."""
@@ -291,6 +303,7 @@ class RemoteMachine(RuleBasedStateMachine):
                                           (W.SC_SUCCESS,))
                 self.expect_blocks(nsid, io.slba, 1, bs, got)
 
+    @precondition(lambda self: self.allowed("admin_probe"))
     @rule(data=st.data(), probe=st.sampled_from(("identify", "vs", "csts", "keep_alive")))
     def admin_probe(self, data: Any, probe: str) -> None:
         c = data.draw(st.sampled_from(self.ctrls), label="controller")
@@ -319,11 +332,13 @@ class RemoteMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ rules: controllers
     @precondition(lambda self: len(self.ctrls) < MAX_CONTROLLERS)
+    @precondition(lambda self: self.allowed("add_controller"))
     @rule()
     def add_controller(self) -> None:
         self.ctrls.append(self.new_controller())
         self.qpairs_settle("another controller")
 
+    @precondition(lambda self: self.allowed("reconnect"))
     @rule(data=st.data())
     def reconnect(self, data: Any) -> None:
         """Orderly: CC.SHN, CSTS.SHST complete, rdma_disconnect, then a new controller."""
@@ -366,6 +381,7 @@ class RemoteMachine(RuleBasedStateMachine):
             q.conn.poll_send(1)
         return ios
 
+    @precondition(lambda self: self.allowed("fault_with_io_in_flight"))
     @rule(data=st.data(), how=st.sampled_from(("disconnect", "kill", "qp_error")))
     def fault_with_io_in_flight(self, data: Any, how: str) -> None:
         """rdma_disconnect, destroy without disconnect (a killed host), or the host QP to
@@ -387,6 +403,7 @@ class RemoteMachine(RuleBasedStateMachine):
         self.collect(c)
         self.replace(c, f"{how} with {len(ios)} write(s) in flight")
 
+    @precondition(lambda self: self.allowed("errors_then_io"))
     @rule(data=st.data())
     def errors_then_io(self, data: Any) -> None:
         """More error completions on one queue than it has entries (reads past the end of
@@ -422,6 +439,7 @@ class RemoteMachine(RuleBasedStateMachine):
                 "read past the end (the queue afterwards)", qid, rsp.cid, [W.SC_LBA_OUT_OF_RANGE],
                 (W.SC_LBA_OUT_OF_RANGE,), rsp.status, None)
 
+    @precondition(lambda self: self.allowed("bad_rkey"))
     @rule(data=st.data())
     def bad_rkey(self, data: Any) -> None:
         """A write naming a key the host never registered - in its one descriptor, or in
@@ -457,6 +475,7 @@ class RemoteMachine(RuleBasedStateMachine):
         self.collect(c)
         self.replace(c, f"a write with a bad rkey in descriptor {which} of {pieces}")
 
+    @precondition(lambda self: self.allowed("malformed"))
     @rule(data=st.data())
     def malformed(self, data: Any) -> None:
         """One capsule of the ERR-1 catalogue on a connected queue; then a well-formed
@@ -518,6 +537,7 @@ class RemoteMachine(RuleBasedStateMachine):
         return sm.ErrContext(lim, c.cntlid, c.hostid, tuple(sorted(c.io)),
                              max(c.io) + 1, 0xFFFE, info.nn)
 
+    @precondition(lambda self: self.allowed("cm_connect"))
     @rule(data=st.data())
     def cm_connect(self, data: Any) -> None:
         """An RDMA CM connect with drawn private data (valid or with one thing wrong)."""

@@ -3,7 +3,8 @@
 ``inproc:spdk`` served in this process on the simverbs drop-in).
 
 ``NRT_REMOTE_TIMEOUT`` (seconds, default 10) bounds each command (LIVE-1);
-``NRT_NO_SHRINK=1`` reports the first failing example as found, unshrunk (a shrink of a
+``NRT_REMOTE_SKIP_RULES=a,b`` leaves rules out (names: ``conformance.remote.RULES``), for a
+target whose known findings would hide the rest; ``NRT_NO_SHRINK=1`` reports the first failing example as found, unshrunk (a shrink of a
 hung command waits out the bound on every attempt).
 
 Skipped, with the reason, where there is no target address, no RDMA device or no port up;
@@ -25,6 +26,16 @@ from conformance.remote_target import Settings, Unavailable, command_timeout, op
 pytestmark = pytest.mark.remote
 
 
+def skipped_rules() -> frozenset[str]:
+    names = frozenset(n.strip() for n in os.environ.get("NRT_REMOTE_SKIP_RULES", "").split(",")
+                      if n.strip())
+    unknown = names - set(remote.RULES)
+    if unknown:
+        raise pytest.UsageError(f"NRT_REMOTE_SKIP_RULES: unknown rule(s) {sorted(unknown)}; "
+                                f"rules: {', '.join(remote.RULES)}")
+    return names
+
+
 @pytest.fixture
 def target():
     s = Settings.from_env()
@@ -44,6 +55,7 @@ def test_remote_target(target, record_property) -> None:
     record_property("nrt_remote_target", f"{target.kind} {target.address}:{target.port}")
     remote.RemoteMachine.target = target
     remote.RemoteMachine.timeout = command_timeout()
+    remote.RemoteMachine.skipped = skipped_rules()
     chosen = settings()
     if os.environ.get("NRT_NO_SHRINK", "").strip() not in ("", "0"):
         chosen = settings(chosen, phases=[p for p in chosen.phases
@@ -55,4 +67,6 @@ def test_remote_target(target, record_property) -> None:
         record_property("nrt_remote_seen", json.dumps(seen))
         print(f"hardware tier: {seen['cycles']} shutdown cycle(s) against {target.kind}, "
               f"{seen['rpc_calls']} nvmf_get_stats call(s), {seen['log_lines']} target-log "
-              f"line(s) scanned; judged {', '.join(props)}")
+              f"line(s) scanned; judged {', '.join(props)}"
+              + (f"; rules left out: {', '.join(sorted(remote.RemoteMachine.skipped))}"
+                 if remote.RemoteMachine.skipped else ""))

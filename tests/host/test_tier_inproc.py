@@ -7,7 +7,6 @@ be caught black-box."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -58,19 +57,17 @@ def test_tier_catches_a_defective_target_black_box(defect: str, finding: str) ->
 
 
 def test_tier_against_spdk_served_in_process() -> None:
-    import inspect
-
-    from impl.spdk import build as spdk_build
-
-    if "dropin" not in inspect.signature(spdk_build.build).parameters:
-        pytest.skip("impl.dropin cannot serve SPDK yet (impl.spdk.build.build takes no "
-                    "dropin=): the SPDK half of the drop-in has not landed")
+    """SPDK's rdma.c served in-process, judged by the tier without its CM-probe and
+    malformed-capsule rules: docs/spdk-findings.md lists what those find in v26.05 (CM
+    queue sizes not validated - an HRQSIZE of 0 takes the process down in-process -, ERR-1
+    statuses), which would stop every example before the rest is judged."""
     from tests.spdk.conftest import tree  # where the SPDK tests find their trees
 
-    src = str(tree("v26.05"))
     r = run_tier("-s", "--nrt-profile", "hardware", "--nrt-remote", "inproc:spdk",
-                 env=_env(NRT_MAX_EXAMPLES="4", NRT_REMOTE_TIMEOUT="5", NRT_SPDK_SRC=src),
-                 timeout=900)
+                 env=_env(NRT_MAX_EXAMPLES="6", NRT_REMOTE_TIMEOUT="5",
+                          NRT_SPDK_SRC=str(tree("v26.05")),
+                          NRT_REMOTE_SKIP_RULES="cm_connect,malformed"), timeout=900)
     out = r.stdout + r.stderr
     assert r.returncode == 0 and "1 passed" in out, out[-4000:]
-    assert json.dumps(_seen(out))
+    seen = _seen(out)
+    assert seen["cycles"] >= 6 and seen["rpc_calls"] > seen["cycles"] and seen["log_lines"] > 0
