@@ -210,12 +210,20 @@ class CffiConnection:
         self._ibv, self._cm = libs()
         cm = self._cm
         self._regions: list[_Region] = []
-        self._pending: list[Any] = []   # ffi objects a posted WR points at, until polled
         self._disconnected = False
         self._closed = False
         self._pd = self._scq = self._rcq = ffi.NULL
         self._qp_made = False
         self.accept_data = b""
+        # work requests, scatter entries and completions are reused: a provider copies a
+        # work request when it is posted, so its memory is free again when the call returns
+        self._swr = ffi.new("struct ibv_send_wr *")
+        self._ssge = ffi.new("struct ibv_sge *")
+        self._sbad = ffi.new("struct ibv_send_wr **")
+        self._rwr = ffi.new("struct ibv_recv_wr *")
+        self._rsge = ffi.new("struct ibv_sge *")
+        self._rbad = ffi.new("struct ibv_recv_wr **")
+        self._wcs = ffi.new("struct ibv_wc[]", 32)
         self._ch = cm.rdma_create_event_channel()
         if self._ch == ffi.NULL:
             raise _fail("rdma_create_event_channel")
@@ -338,33 +346,28 @@ class CffiConnection:
         return r
 
     def post_send(self, region: _Region, length: int, wr_id: int) -> None:
-        sge = ffi.new("struct ibv_sge *", {"addr": region.addr, "length": length,
-                                           "lkey": region.lkey})
-        wr = ffi.new("struct ibv_send_wr *")
-        wr.wr_id, wr.sg_list, wr.num_sge = wr_id, sge, 1
+        sge, wr = self._ssge, self._swr
+        sge.addr, sge.length, sge.lkey = region.addr, length, region.lkey
+        wr.wr_id, wr.next, wr.sg_list, wr.num_sge = wr_id, ffi.NULL, sge, 1
         wr.opcode, wr.send_flags = IBV_WR_SEND, IBV_SEND_SIGNALED
-        bad = ffi.new("struct ibv_send_wr **")
-        rc = self._verbs_ctx.ops.post_send(self._qp, wr, bad)
+        rc = self._verbs_ctx.ops.post_send(self._qp, wr, self._sbad)
         if rc:
             raise VerbsError(f"ibv_post_send failed: {rc} ({os.strerror(rc)})")
 
     def post_recv(self, region: _Region, wr_id: int) -> None:
-        sge = ffi.new("struct ibv_sge *", {"addr": region.addr, "length": region.size,
-                                           "lkey": region.lkey})
-        wr = ffi.new("struct ibv_recv_wr *")
-        wr.wr_id, wr.sg_list, wr.num_sge = wr_id, sge, 1
-        bad = ffi.new("struct ibv_recv_wr **")
-        rc = self._verbs_ctx.ops.post_recv(self._qp, wr, bad)
+        sge, wr = self._rsge, self._rwr
+        sge.addr, sge.length, sge.lkey = region.addr, region.size, region.lkey
+        wr.wr_id, wr.next, wr.sg_list, wr.num_sge = wr_id, ffi.NULL, sge, 1
+        rc = self._verbs_ctx.ops.post_recv(self._qp, wr, self._rbad)
         if rc:
             raise VerbsError(f"ibv_post_recv failed: {rc} ({os.strerror(rc)})")
 
     def _poll(self, cq: Any, most: int) -> list[Completion]:
-        wcs = ffi.new("struct ibv_wc[]", most)
-        n = self._verbs_ctx.ops.poll_cq(cq, most, wcs)
+        wcs = self._wcs
+        n = self._verbs_ctx.ops.poll_cq(cq, min(most, 32), wcs)
         if n < 0:
             raise VerbsError(f"ibv_poll_cq failed: {n}")
-        return [Completion(int(wcs[i].wr_id), int(wcs[i].status), int(wcs[i].byte_len))
-                for i in range(n)]
+        return [Completion(wcs[i].wr_id, wcs[i].status, wcs[i].byte_len) for i in range(n)]
 
     def poll_send(self, most: int = 16) -> list[Completion]:
         return self._poll(self._scq, most)

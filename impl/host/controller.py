@@ -259,7 +259,7 @@ class Controller:
         cid, slot = q.reserve()
         try:
             cap, spans = self._io_capsule(q, slot, op, nsid, slba, nlb, length, layout,
-                                          pieces, data, rkey, bad_piece)
+                                          pieces, data, rkey, bad_piece, cid)
         except BaseException:
             q._free_slots.append(slot)
             raise
@@ -269,16 +269,16 @@ class Controller:
 
     def _io_capsule(self, q: Queue, slot: int, op: str, nsid: int, slba: int, nlb: int,
                     length: int, layout: str, pieces: int, data: bytes, rkey: int | None,
-                    bad_piece: int | None = None
+                    bad_piece: int | None = None, cid: int = 0
                     ) -> tuple[W.Capsule, tuple[tuple[int, int], ...]]:
         opc = {"read": W.OPC_READ, "write": W.OPC_WRITE, "flush": W.OPC_FLUSH}[op]
         nlb0 = max(nlb - 1, 0)
         if op == "flush":
-            return W.Capsule.io(opc, 0, nsid, 0, 0), ()
+            return W.Capsule.io(opc, cid, nsid, 0, 0), ()
         if layout == "in_capsule":
             if op != "write":
                 raise ValueError("in-capsule data is for writes")
-            return W.Capsule.io(opc, 0, nsid, slba, nlb0, icd=data), ()
+            return W.Capsule.io(opc, cid, nsid, slba, nlb0, icd=data), ()
         n = 1 if layout == "keyed" else max(2, pieces)
         sizes = [length // n + (1 if i < length % n else 0) for i in range(n)]
         if min(sizes) < 1:
@@ -299,8 +299,8 @@ class Controller:
                          rkey=rkey if bad_piece is None or bad_piece % n == i else None)
                  for i, (off, size) in enumerate(spans)]
         if layout == "keyed":
-            return W.Capsule.io(opc, 0, nsid, slba, nlb0, descs), spans
-        return W.Capsule.io(opc, 0, nsid, slba, nlb0, descs), spans
+            return W.Capsule.io(opc, cid, nsid, slba, nlb0, descs), spans
+        return W.Capsule.io(opc, cid, nsid, slba, nlb0, descs), spans
 
     def finish_io(self, io: Io) -> tuple[Response, bytes]:
         """Wait for ``io``'s response; a successful read's bytes in descriptor order."""
