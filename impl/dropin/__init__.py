@@ -88,7 +88,8 @@ def active() -> bool:
 _GLUE_CDEF = """
 struct nrt_dropin_server;
 int nrt_dropin_fabric(uint32_t ipv4, char *err, size_t errlen);
-struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, char *err, size_t errlen);
+struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, uint32_t ipv4, char *err,
+                                            size_t errlen);
 int nrt_dropin_detach(struct nrt_dropin_server *s);
 int nrt_dropin_progress(struct nrt_dropin_server *s);
 uint64_t nrt_dropin_passes(struct nrt_dropin_server *s);
@@ -124,8 +125,10 @@ def _target_library(target: str, spdk_src: str | os.PathLike[str] | None) -> Pat
     if target == "builtin":
         return lib_dir() / _build.BUILTIN_TARGET
     if target == "spdk":
-        if spdk_src is None:
-            raise ServeError("serve(target='spdk') needs spdk_src, an SPDK source tree")
+        spdk_src = spdk_src or os.environ.get("NRT_SPDK_SRC")
+        if not spdk_src:
+            raise ServeError("serve(target='spdk') needs spdk_src (or NRT_SPDK_SRC), an SPDK "
+                             "source tree")
         from impl.spdk import build as spdk_build
         return spdk_build.build(spdk_src, dropin=lib_dir())
     raise ServeError(f"unknown target {target!r}: 'builtin' or 'spdk'")
@@ -180,7 +183,7 @@ class Server:
             sub = self._check(lib.nrt_subsystem_add(t, subnqn.encode()), "subsystem")
             for blocks, block_size in namespaces:
                 self._check(lib.nrt_namespace_add(t, sub, block_size, blocks), "namespace")
-            s = lib.nrt_dropin_attach(t, err, 256)
+            s = lib.nrt_dropin_attach(t, _ipv4(address), err, 256)
             if s == ffi.NULL:
                 raise ServeError(f"attach: {ffi.string(err).decode()}")
             self._s = s
@@ -267,8 +270,13 @@ def serve(target: str = "builtin", spdk_src: str | os.PathLike[str] | None = Non
           options: Mapping[str, int] | None = None, **kw: Any) -> Server:
     """Start ``target`` in this process, listening on ``address:port`` (IPv4, RDMA port
     space) through simverbs' CM, with one subsystem ``subnqn`` holding ``namespaces``
-    (``(blocks, block_size)`` each).  ``options`` overrides fields of ``struct nrt_opts``.
-    The process must have simverbs as its libibverbs (:func:`subprocess_env`)."""
+    (``(blocks, block_size)`` each).  ``options`` overrides fields of ``struct nrt_opts``
+    (SPDK's target then fits them to what it honours).  ``spdk_src`` (default
+    ``$NRT_SPDK_SRC``) is the SPDK tree for ``target="spdk"``, built against the drop-in
+    libraries on first use (cached under ``$NRT_SPDK_CACHE``).  Block IO completes at once
+    (``Server.set_block_io_auto`` changes that).  The process must have simverbs as its
+    libibverbs (:func:`subprocess_env`); ``log_path`` / ``rpc_socket`` keywords choose where
+    the log and the RPC socket go (default: a fresh temporary directory)."""
     library = _target_library(target, spdk_src)
     return Server(target=target, library=library, address=address, port=port, subnqn=subnqn,
                   namespaces=tuple(namespaces), options=options, **kw)

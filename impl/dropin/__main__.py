@@ -29,7 +29,12 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _abi(args: argparse.Namespace) -> int:
-    text = abi.format_abi(abi.read_system(), str(abi.SYSTEM_LIBDIR))
+    libs = abi.installed()
+    if not libs:
+        print(f"error: rdma-core's libraries are not installed in {abi.SYSTEM_LIBDIR}",
+              file=sys.stderr)
+        return 2
+    text = abi.format_abi(abi.read_system(), " ".join(p.name for p in libs))
     if args.write:
         abi.ABI_FILE.write_text(text)
         print(f"wrote {abi.ABI_FILE}")

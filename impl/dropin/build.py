@@ -5,7 +5,8 @@ What is built, into one directory (default ``<project>/build/dropin``):
 
 * ``libibverbs.so.1``: every ``impl/simverbs/*.c`` (the one copy of the fabric in a
   process), exporting rdma-core's libibverbs names under rdma-core's version nodes
-  (``IBVERBS_1.0`` ... ``IBVERBS_1.14``, ``IBVERBS_PRIVATE_34``; :mod:`impl.dropin.abi`),
+  (``IBVERBS_1.0`` ... ``IBVERBS_1.14``, ``IBVERBS_PRIVATE_34`` for rdma-core 44: those of
+  the installed rdma-core, else of the checked-in list; :mod:`impl.dropin.abi`),
   the harness API ``sv_*`` and the CM's implementation under ``SIMVERBS_1.0``.  The
   librdmacm half of simverbs is compiled in here under ``sv_dropin_rdma_*`` names
   (``objcopy --redefine-syms``), so the two libraries share the fabric;
@@ -102,6 +103,7 @@ def cache_key() -> str:
     for p in _inputs():
         h.update(str(p.relative_to(ROOT)).encode() + b"\0" + p.read_bytes())
     h.update(" ".join(CFLAGS + os.environ.get("NRT_DROPIN_CFLAGS", "").split()).encode())
+    h.update(abi.source()[1].encode())
     return h.hexdigest()[:20]
 
 
@@ -186,7 +188,7 @@ def _forwarders_s(names: list[str]) -> str:
 
 
 def _build_into(work: Path) -> None:
-    libs = abi.load()
+    libs, _origin = abi.source()
     verbs_abi, cm_abi = libs["libibverbs.so.1"], libs["librdmacm.so.1"]
     flags = _cflags()
     objs_dir = work / "obj"

@@ -49,14 +49,17 @@ struct nrt_dropin_server {
     pthread_t owner;                 /* the thread running the target, while running */
     volatile int running;
     uint32_t groups;
+    char dev_name[32];               /* the serving device's, for the statistics */
     uint64_t passes;                 /* hook calls */
+    uint64_t scanned_at;             /* the target's progress counter at the last scan */
     struct seen_qpair *seen;
     uint32_t nseen, seen_cap;
     struct group_totals totals[NRT_MAX_POLL_GROUPS];
 };
 
 int nrt_dropin_fabric(uint32_t ipv4, char *err, size_t errlen);
-struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, char *err, size_t errlen);
+struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, uint32_t ipv4, char *err,
+                                            size_t errlen);
 int nrt_dropin_detach(struct nrt_dropin_server *s);
 int nrt_dropin_progress(struct nrt_dropin_server *s);
 uint64_t nrt_dropin_passes(struct nrt_dropin_server *s);
@@ -167,6 +170,12 @@ static int run_target(struct nrt_dropin_server *s)
 {
     uint64_t before = nrt_progress_counter(s->t);
     int did = 0;
+    /* a qpair a Connect made active since the last look is counted before a CM event can
+     * take it away */
+    if (before != s->scanned_at) {
+        scan_qpairs(s);
+        s->scanned_at = before;
+    }
     if (nrt_accept_poll(s->t) > 0) {
         did = 1;
         scan_qpairs(s);
@@ -195,7 +204,9 @@ static int progress_hook(void *arg)
     return did;
 }
 
-struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, char *err, size_t errlen)
+/* The transport (listening on ipv4's device) joins the fabric's autoprogress. */
+struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, uint32_t ipv4, char *err,
+                                            size_t errlen)
 {
     struct sv_fabric *f = sv_fabric_current();
     if (!t || !f) {
@@ -214,7 +225,15 @@ struct nrt_dropin_server *nrt_dropin_attach(struct nrt_transport *t, char *err, 
     s->groups = o.num_poll_groups < NRT_MAX_POLL_GROUPS ? o.num_poll_groups : NRT_MAX_POLL_GROUPS;
     pthread_mutex_init(&s->lock, NULL);
     nrt_bdev_set_auto(t, 1);
-    sv_fabric_set_progress_hook(f, progress_hook, s);
+    int dev = sv_device_find_ipv4(f, ipv4);
+    snprintf(s->dev_name, sizeof s->dev_name, "%s",
+             dev >= 0 && sv_device_name(f, dev) ? sv_device_name(f, dev) : "simverbs");
+    if (sv_fabric_add_progress_hook(f, progress_hook, s) < 0) {
+        say(err, errlen, "%s", sv_error(f));
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -231,7 +250,7 @@ int nrt_dropin_detach(struct nrt_dropin_server *s)
     if (!s)
         return NRT_EINVAL;
     pthread_mutex_lock(&s->lock);
-    sv_fabric_set_progress_hook(s->f, NULL, NULL);
+    sv_fabric_remove_progress_hook(s->f, progress_hook, s);
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_destroy(&s->lock);
     free(s->seen);
@@ -266,7 +285,7 @@ static void put(struct out *o, const char *fmt, ...)
 static void builtin_stats(struct nrt_dropin_server *s, struct out *o)
 {
     scan_qpairs(s);
-    const char *dev_name = "simverbs0";
+    const char *dev_name = s->dev_name;
     put(o, "{\"tick_rate\":%u,\"poll_groups\":[", 1000000u);
     for (uint32_t g = 0; g < s->groups; g++) {
         struct nrt_group_stats gs;

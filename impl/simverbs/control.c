@@ -101,10 +101,11 @@ void sv__progress_all(struct sv_fabric *f)
                 moved = 1;
         }
         /* the program's own progress (never re-entered: its verbs calls autoprogress too) */
-        if (SV_UNLIKELY(f->progress_hook != NULL) && !f->in_progress_hook) {
+        if (SV_UNLIKELY(f->nhooks != 0) && !f->in_progress_hook) {
             f->in_progress_hook = 1;
-            if (f->progress_hook(f->progress_arg) > 0)
-                moved = 1;
+            for (uint32_t h = 0; h < f->nhooks; h++)
+                if (f->hooks[h].fn(f->hooks[h].arg) > 0)
+                    moved = 1;
             f->in_progress_hook = 0;
         }
     } while (moved);

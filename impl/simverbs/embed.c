@@ -6,12 +6,37 @@
  */
 #include "sv_internal.h"
 
-void sv_fabric_set_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg)
+int sv_fabric_add_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg)
+{
+    if (!f || !hook)
+        return -EINVAL;
+    if (f->nhooks == SV_MAX_HOOKS) {
+        sv__err(f, "sv_fabric_add_progress_hook: at most %d hooks", SV_MAX_HOOKS);
+        return -ENOSPC;
+    }
+    f->hooks[f->nhooks].fn = hook;
+    f->hooks[f->nhooks].arg = arg;
+    f->nhooks++;
+    return 0;
+}
+
+int sv_fabric_remove_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg)
 {
     if (!f)
-        return;
-    f->progress_hook = hook;
-    f->progress_arg = arg;
+        return -EINVAL;
+    for (uint32_t i = 0; i < f->nhooks; i++) {
+        if (f->hooks[i].fn == hook && f->hooks[i].arg == arg) {
+            memmove(&f->hooks[i], &f->hooks[i + 1], (f->nhooks - i - 1) * sizeof f->hooks[0]);
+            f->nhooks--;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+const char *sv_device_name(struct sv_fabric *f, int dev)
+{
+    return f && dev >= 0 && dev < f->ndev ? f->devs[dev]->attr.name : NULL;
 }
 
 int sv_device_set_ipv4(struct sv_fabric *f, int dev, uint32_t ipv4)

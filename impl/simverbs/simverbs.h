@@ -110,11 +110,15 @@ uint32_t sv_device_ipv4(int dev);
 int sv_device_set_ipv4(struct sv_fabric *f, int dev, uint32_t ipv4);
 /* The device that owns ipv4, or -ENOENT. */
 int sv_device_find_ipv4(struct sv_fabric *f, uint32_t ipv4);
-/* With autoprogress on, every pass of it also calls hook(arg) (never re-entered while a
- * call is running: the hook's own verbs calls autoprogress too); the hook returns > 0 when
- * it did something, and passes repeat until neither the fabric nor the hook moves.  For a
- * program that runs a target in-process (a drop-in libibverbs, impl/dropin).  NULL: off. */
-void sv_fabric_set_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg);
+/* With autoprogress on, every pass of it also calls each hook(arg), in the order added
+ * (none is re-entered while a hook runs: a hook's own verbs calls autoprogress too); a hook
+ * returns > 0 when it did something, and passes repeat until neither the fabric nor any
+ * hook moves.  For programs that run targets in-process (a drop-in libibverbs,
+ * impl/dropin).  At most 8 hooks: -ENOSPC. */
+int sv_fabric_add_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg);
+int sv_fabric_remove_progress_hook(struct sv_fabric *f, int (*hook)(void *arg), void *arg);
+/* The device's name (ibv_get_device_name), NULL if there is no such device. */
+const char *sv_device_name(struct sv_fabric *f, int dev);
 
 /* ---- host side ------------------------------------------------------------------------- */
 

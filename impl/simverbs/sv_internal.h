@@ -43,6 +43,7 @@ enum {
     SV_REJ_INVALID_SID = 8,      /* no listener */
     SV_REJ_CONSUMER = 28,        /* rdma_reject */
     SV_EPHEMERAL_PORT = 49152,
+    SV_MAX_HOOKS = 8,            /* progress hooks (in-process targets) per fabric */
 };
 
 /* qp_num = (index + 1) << 8 | generation: ascending qp_num is ascending index, the number
@@ -325,9 +326,9 @@ struct sv_fabric {
     char err[256];
     int autoprogress;
     int cm_hold;
-    /* autoprogress also runs the program's own progress (an in-process target's pollers) */
-    int (*progress_hook)(void *arg);
-    void *progress_arg;
+    /* autoprogress also runs the program's own progress (in-process targets' pollers) */
+    struct { int (*fn)(void *arg); void *arg; } hooks[SV_MAX_HOOKS];
+    uint32_t nhooks;
     int in_progress_hook;
     int ndev;
     struct sv_dev *devs[SV_MAX_DEVICES];

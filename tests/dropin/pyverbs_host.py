@@ -256,7 +256,52 @@ def scenario_comp_channel(srv: dropin.Server) -> dict:
             "cid": cqe.cid, "status": cqe.status}
 
 
-SCENARIOS = {"comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
+def scenario_two_targets(srv: dropin.Server) -> dict:
+    """A second target in the same process (another port, another subsystem): both make
+    progress off the host's waits, each answering its own Connect."""
+    other = dropin.serve(port=srv.port + 1, subnqn="nqn.2016-06.io.nrt:cnode2")
+    try:
+        out = {}
+        for name, target in (("first", srv), ("second", other)):
+            cmid, _ = connect(target)
+            cqe = fabrics_connect(cmid, target, qid=0, cid=11)
+            out[name] = {"cid": cqe.cid, "status": cqe.status}
+            cmid.disconnect()
+            cmid.close()
+        out["second_stats"] = other.stats()["poll_groups"][0]["admin_qpairs"]
+    finally:
+        other.stop()
+    return out
+
+
+def scenario_rpc(srv: dropin.Server) -> dict:
+    """JSON-RPC 2.0 on the socket: two requests in one write, an unknown method, a request
+    without "jsonrpc": "2.0"."""
+    import socket
+    reqs = [{"jsonrpc": "2.0", "id": 1, "method": "nvmf_get_stats"},
+            {"jsonrpc": "2.0", "id": 2, "method": "bdev_get_bdevs"},
+            {"id": 3, "method": "nvmf_get_stats"}]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
+        sk.connect(srv.rpc_socket)
+        sk.sendall((json.dumps(reqs[0]) + json.dumps(reqs[1])).encode())
+        sk.sendall(json.dumps(reqs[2]).encode())
+        dec, buf, answers = json.JSONDecoder(), "", []
+        while len(answers) < 3:
+            chunk = sk.recv(65536)
+            if not chunk:
+                break
+            buf += chunk.decode()
+            while buf.strip():
+                try:
+                    obj, end = dec.raw_decode(buf.lstrip())
+                except json.JSONDecodeError:
+                    break
+                answers.append(obj)
+                buf = buf.lstrip()[end:]
+    return {"answers": answers}
+
+
+SCENARIOS = {"rpc": scenario_rpc, "two_targets": scenario_two_targets, "comp_channel": scenario_comp_channel, "async_cm": scenario_async_cm, "failed_write": scenario_failed_write, "connect": scenario_connect, "stats": scenario_stats}
 
 
 def main() -> int:

@@ -23,3 +23,20 @@ def test_pyverbs_connects_and_gets_the_connect_cqe(pyverbs_host) -> None:
 
 def test_rpc_server_answers_nvmf_get_stats_and_its_counters_move_with_io(pyverbs_host) -> None:
     check_stats_move_with_io(pyverbs_host("stats"))
+
+
+def test_two_targets_in_one_process_both_progress(pyverbs_host) -> None:
+    out = pyverbs_host("two_targets")
+    assert out["first"] == {"cid": 11, "status": 0}
+    assert out["second"] == {"cid": 11, "status": 0}
+    assert out["second_stats"] == 1
+
+
+def test_rpc_server_speaks_json_rpc_2(pyverbs_host) -> None:
+    """JSON-RPC 2.0 (section 5.1 error codes): a result for nvmf_get_stats, -32601 for a
+    method it does not serve, -32600 for a request that is not JSON-RPC 2.0."""
+    ok, unknown, invalid = pyverbs_host("rpc")["answers"]
+    assert ok["id"] == 1 and "poll_groups" in ok["result"]
+    assert unknown == {"jsonrpc": "2.0", "id": 2,
+                       "error": {"code": -32601, "message": "Method not found"}}
+    assert invalid["error"]["code"] == -32600 and invalid["id"] == 3

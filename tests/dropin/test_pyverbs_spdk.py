@@ -6,18 +6,33 @@ down to its destroy-time audit of the data-WR pool on the tree before the fix fo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from dropin_child import check_stats_move_with_io
-from dropin_child import spdk_tree as tree
+from dropin_child import check_stats_move_with_io, spdk_tree
 
 
-def test_pyverbs_does_io_on_spdk_and_its_stats_move(pyverbs_host) -> None:
+@pytest.fixture(scope="module")
+def tree(dropin_dir: Path):
+    """``tree(name)``: the SPDK tree, its drop-in build made here (cached), so the child's
+    time limit covers its run, not a compile."""
+    from impl.spdk import build
+
+    def get(name: str) -> Path:
+        path = spdk_tree(name)
+        build.build(path, dropin=dropin_dir)
+        return path
+
+    return get
+
+
+def test_pyverbs_does_io_on_spdk_and_its_stats_move(pyverbs_host, tree) -> None:
     out = pyverbs_host("stats", "--target", "spdk", "--spdk-src", str(tree("v26.05")))
     check_stats_move_with_io(out)
     assert "NVMe/RDMA Target Listening on 192.0.2.10 port 4420" in out["log"]
 
 
-def test_spdk_destroy_time_audit_reaches_the_log_file(pyverbs_host) -> None:
+def test_spdk_destroy_time_audit_reaches_the_log_file(pyverbs_host, tree) -> None:
     """A Write whose RDMA READs fail, 16 descriptors deep: the tree before SPDK's fix for
     issue 3290 leaks data WRs, and its destroy says so in the log; the fixed tree does not."""
     leaky = pyverbs_host("failed_write", "--target", "spdk", "--spdk-src",
@@ -27,7 +42,7 @@ def test_spdk_destroy_time_audit_reaches_the_log_file(pyverbs_host) -> None:
 
 
 @pytest.mark.parametrize("name", ["v26.05"])
-def test_fixed_spdk_destroys_without_a_leak(pyverbs_host, name: str) -> None:
+def test_fixed_spdk_destroys_without_a_leak(pyverbs_host, tree, name: str) -> None:
     out = pyverbs_host("failed_write", "--target", "spdk", "--spdk-src", str(tree(name)))
     assert "remote access error" in out["log"]
     assert "wr pool count" not in out["log"]
