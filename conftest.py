@@ -17,6 +17,12 @@
   budget in minutes (fractions allowed; default 5), seed (default random, printed),
   machines (default all the gate's) and where its figures go (default
   ``reports/stress``).
+* the hardware tier (``conformance/test_remote.py``, hooks in ``conformance/remote_plugin.py``):
+  ``--nrt-remote ADDR[:PORT]`` (or ``inproc:builtin`` / ``inproc:spdk``: served in this process
+  on the simverbs drop-in), ``--nrt-subnqn NQN``, ``--nrt-rpc SOCKET`` (the target's JSON-RPC
+  socket: the ``nvmf_get_stats`` oracle), ``--nrt-target-log FILE`` (the target's log: the
+  destroy-time leak scan), ``--nrt-host-binding {cffi,pyverbs}``; environment ``NRT_REMOTE``,
+  ``NRT_SUBNQN``, ``NRT_RPC``, ``NRT_TARGET_LOG``, ``NRT_HOST_BINDING``.
 * marker ``spec(*ids)``: the property IDs a test proves (registered by the reports plugin,
   which also labels tests for Allure and attaches reproducers).
 * marker ``nightly``: the nightly stress run's tests (``stress/``); collected only when
@@ -32,7 +38,7 @@ import pytest
 
 from impl.backends import TARGETS
 
-pytest_plugins = ["reports.pytest_plugin"]
+pytest_plugins = ["reports.pytest_plugin", "conformance.remote_plugin"]
 
 _DESCRIPTION = pytest.StashKey[object]()
 
@@ -59,6 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="nightly stress: the gate machines to run (default all)")
     group.addoption("--nrt-out", default=None, metavar="DIR",
                     help="nightly stress: where figures go (default reports/stress)")
+    group.addoption("--nrt-remote", default=None, metavar="ADDR[:PORT]|inproc:KIND",
+                    help="hardware tier: the running NVMe-oF RDMA target to drive (port "
+                         "default 4420), or inproc:builtin / inproc:spdk (NRT_REMOTE)")
+    group.addoption("--nrt-subnqn", default=None, metavar="NQN",
+                    help="hardware tier: the subsystem NQN to connect to (NRT_SUBNQN)")
+    group.addoption("--nrt-rpc", default=None, metavar="SOCKET",
+                    help="hardware tier: the target's JSON-RPC unix socket, for the "
+                         "nvmf_get_stats oracle (NRT_RPC)")
+    group.addoption("--nrt-target-log", default=None, metavar="FILE",
+                    help="hardware tier: the target's log file, scanned after each "
+                         "shutdown cycle (NRT_TARGET_LOG)")
+    group.addoption("--nrt-host-binding", default=None, choices=("cffi", "pyverbs"),
+                    help="hardware tier: the host's verbs binding (default cffi; "
+                         "NRT_HOST_BINDING)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,6 +101,12 @@ def pytest_configure(config: pytest.Config) -> None:
     defects = config.getoption("--nrt-defects")
     if defects is not None:
         os.environ["NRT_DEFECTS"] = defects
+    for opt, env in (("--nrt-remote", "NRT_REMOTE"), ("--nrt-subnqn", "NRT_SUBNQN"),
+                     ("--nrt-rpc", "NRT_RPC"), ("--nrt-target-log", "NRT_TARGET_LOG"),
+                     ("--nrt-host-binding", "NRT_HOST_BINDING")):
+        value = config.getoption(opt)
+        if value:
+            os.environ[env] = str(value)
     from conformance import profiles
 
     profiles.load()

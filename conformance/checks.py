@@ -584,3 +584,162 @@ def target_survived(crash: BaseException | None, during: str) -> None:
     report = str(getattr(crash, "report", "") or "").strip()
     fail("CRASH-1", f"{crash} during {during}"
                     + (f"; the target's last words:\n{report[-1500:]}" if report else ""))
+
+
+# ------------------------------------------------------- black-box forms for a remote target
+# The hardware tier (conformance/remote.py) sees a target only as a host on the wire does:
+# the CQEs it receives, the bytes it reads back, the RDMA CM events, and (optionally) the
+# target's nvmf_get_stats and log.  These are the properties' black-box parts in that form.
+
+
+def responses_well_formed(qid: int, unknown_cid: Iterable[object], wrong_sqid: Iterable[object],
+                          bad_sqhd: Iterable[object], depth: int) -> None:
+    """CQE-1 (black-box): every CQE the host received answers an outstanding command of its
+    queue (no CID that is not outstanding, no second response), names the queue's SQID and
+    an SQHD inside the queue (NVMe Base 2.0 4.6: SQ Identifier, SQ Head Pointer)."""
+    unknown = [getattr(c, "cid", c) for c in unknown_cid]
+    if unknown:
+        fail("CQE-1", f"queue {qid}: response(s) for CID(s) {unknown} not outstanding "
+                      f"(a second response, or one for a command never sent)")
+    sqids = [getattr(c, "sqid", c) for c in wrong_sqid]
+    if sqids:
+        fail("CQE-1", f"queue {qid}: response(s) name SQID(s) {sqids}")
+    heads = [getattr(c, "sqhd", c) for c in bad_sqhd]
+    if heads:
+        fail("CQE-1", f"queue {qid}: SQHD {heads} outside a queue of {depth} entries")
+
+
+def answered_within(what: str, cids: Iterable[int], seconds: float, bound: float) -> None:
+    """LIVE-1 (black-box, with a time bound): every command on a live queue is answered
+    within ``bound`` seconds; ``cids`` are the ones that were not."""
+    late = sorted(cids)
+    if late:
+        fail("LIVE-1", f"{what}: CID(s) {late} unanswered after {seconds:.1f} s "
+                       f"(bound {bound:.1f} s) on a live connection")
+
+
+def connection_kept(what: str, failure: str | None) -> None:
+    """LIVE-1 (black-box): a target does not drop a connection the host did nothing wrong
+    on; ``failure`` is how the connection failed, if it did."""
+    if failure:
+        fail("LIVE-1", f"{what}: the target dropped the connection ({failure}) although the "
+                       f"host sent only well-formed commands and injected no fault")
+
+
+def malformed_answered_on_wire(kind: str, qid: int, cid: int, statuses: Iterable[int],
+                               allowed: Iterable[int], follow_up: int | None,
+                               failure: str | None) -> None:
+    """ERR-1 (black-box): a malformed capsule gets exactly one response with its CID and a
+    status its specification allows, the connection stays up, and the queue keeps serving
+    (``follow_up``: the status of a well-formed command sent after it, None if it got
+    none)."""
+    allowed = tuple(allowed)
+    got = list(statuses)
+    want = " or ".join(_status(s) for s in allowed)
+    what = f"{kind} on queue {qid} CID {cid}"
+    if failure and not got:
+        fail("ERR-1", f"{what}: no response; the connection failed ({failure}); expected {want}")
+    if len(got) != 1:
+        fail("ERR-1", f"{what}: {len(got)} responses {[_status(s) for s in got]}, expected one")
+    if got[0] not in allowed:
+        fail("ERR-1", f"{what} answered {_status(got[0])}, expected {want}")
+    if failure:
+        fail("ERR-1", f"{what}: answered, then the connection failed ({failure})")
+    if follow_up != Status.SUCCESS:
+        fail("ERR-1", f"{what}: the queue stopped serving: a well-formed command after it "
+                      + ("got no response" if follow_up is None
+                         else f"answered {_status(follow_up)}"))
+
+
+def cm_answered_on_wire(kind: str, allowed: Iterable[int | str], accepted: bool,
+                        private_data: bytes, depth: int) -> None:
+    """CONN-1 (black-box): an RDMA CM connect request gets the answer NVMe/RDMA 1.0 3.3
+    gives it, as the host sees it: accepted with the 32-byte accept private data (RECFMT 0,
+    CRQSIZE at most the ``depth`` asked for), or rejected with the reject private data
+    (RECFMT 0, an allowed STS)."""
+    allowed = tuple(allowed)
+    want = " or ".join(_cm(o) for o in allowed)
+    if accepted:
+        if "accept" not in allowed:
+            fail("CONN-1", f"{kind} connect was accepted, expected {want}")
+        if len(private_data) < CM_ACCEPT_SIZE:
+            fail("CONN-1", f"{kind} connect accepted with {len(private_data)} bytes of private "
+                           f"data, expected {CM_ACCEPT_SIZE}")
+        recfmt, crqsize = int.from_bytes(private_data[0:2], "little"), int.from_bytes(
+            private_data[2:4], "little")
+        if recfmt != 0 or not 1 <= crqsize <= depth:
+            fail("CONN-1", f"{kind} connect accepted with RECFMT {recfmt} CRQSIZE {crqsize}, "
+                           f"expected RECFMT 0 and CRQSIZE 1..{depth}")
+        return
+    if len(private_data) < CM_REJECT_SIZE:
+        fail("CONN-1", f"{kind} connect rejected with {len(private_data)} bytes of private "
+                       f"data, expected the {CM_REJECT_SIZE}-byte NVMe/RDMA reject ({want})")
+    recfmt, sts = int.from_bytes(private_data[0:2], "little"), int.from_bytes(
+        private_data[2:4], "little")
+    if sts not in allowed:
+        fail("CONN-1", f"{kind} connect was rejected with {_cm(sts)}, expected {want}")
+    if recfmt != 0:
+        fail("CONN-1", f"{kind} connect: reject RECFMT {recfmt}, expected 0")
+
+
+def reconnected(what: str, error: BaseException | None) -> None:
+    """SHUT-1 (black-box): after a fault or a shutdown the host can connect again - a new
+    controller comes up and serves IO - so the target released what the old one held."""
+    if error is not None:
+        fail("SHUT-1", f"{what}: reconnecting failed: {type(error).__name__}: {error}")
+
+
+def remote_counters_monotonic(before: Mapping[str, int], after: Mapping[str, int]) -> None:
+    """STATS-1 (black-box, from nvmf_get_stats): cumulative counters never go backwards."""
+    back = {k: (before[k], after[k]) for k in before if k in after and after[k] < before[k]}
+    if back:
+        fail("STATS-1", f"nvmf_get_stats counters went backwards: {back}")
+
+
+def remote_counters_moved(after_io: Mapping[str, int], before_io: Mapping[str, int],
+                          commands: int) -> None:
+    """STATS-1 (black-box): while the host had ``commands`` outstanding, the target's pollers
+    polled and its devices counted completions."""
+    if commands <= 0:
+        return
+    still = [k for k in ("polls", "completions", "requests") if k in after_io
+             and after_io[k] <= before_io.get(k, 0)]
+    if still:
+        fail("STATS-1", f"nvmf_get_stats {still} did not move while the host had {commands} "
+                        f"command(s) answered: before {dict(before_io)}, after {dict(after_io)}")
+
+
+def remote_qpairs_back(now: Mapping[str, int], baseline: Mapping[str, int],
+                       expected_extra: Mapping[str, int], waited: float) -> None:
+    """SHUT-1 (black-box): once the host's connections are gone (or down to the ones it
+    still holds, ``expected_extra``), the target's current qpair counts are back to where
+    they were."""
+    wrong = {k: (now.get(k, 0), baseline.get(k, 0) + expected_extra.get(k, 0))
+             for k in ("current_admin_qpairs", "current_io_qpairs")
+             if now.get(k, 0) != baseline.get(k, 0) + expected_extra.get(k, 0)}
+    if wrong:
+        fail("SHUT-1", f"nvmf_get_stats qpair counts (now, expected) {wrong} after "
+                       f"{waited:.1f} s of quiescence")
+
+
+def remote_pending_drained(pending: Mapping[str, int], waited: float) -> None:
+    """LIVE-1 (black-box): with nothing outstanding, no request waits on any of the target's
+    pending queues (data buffer, free request, RDMA READ/WRITE/SEND, bdev IO)."""
+    busy = {k: v for k, v in pending.items() if v}
+    if busy:
+        fail("LIVE-1", f"nvmf_get_stats pending counters {busy} after {waited:.1f} s with "
+                       f"nothing outstanding")
+
+
+def target_log_clean(leaks: Iterable[str], errors: Iterable[str], faults: int) -> None:
+    """SHUT-1 (black-box, from the target's log): no destroy-time leak message (SPDK's
+    ``transport wr pool count is N but should be M``); and in a cycle without host faults
+    or malformed commands (``faults`` 0), no error line."""
+    leaks = list(leaks)
+    if leaks:
+        fail("SHUT-1", f"the target logged a leak at destroy: {leaks[0]!r}"
+                       + (f" (+{len(leaks) - 1} more)" if len(leaks) > 1 else ""))
+    errors = list(errors)
+    if errors and not faults:
+        fail("SHUT-1", f"the target logged {len(errors)} error line(s) in a cycle without "
+                       f"faults: {errors[0]!r}")

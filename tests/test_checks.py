@@ -1110,6 +1110,11 @@ def test_every_public_check_is_covered_here() -> None:
         "call_refused",
         "group_stats_agree", "completions_accounted", "target_survived", "violation",
         "connect_answered", "connect_refused", "connect_joined",
+        # black-box forms for a remote target (the hardware tier)
+        "responses_well_formed", "answered_within", "connection_kept",
+        "malformed_answered_on_wire", "cm_answered_on_wire", "reconnected",
+        "remote_counters_monotonic", "remote_counters_moved", "remote_qpairs_back",
+        "remote_pending_drained", "target_log_clean",
     }
     assert public == covered
 
@@ -1354,3 +1359,58 @@ def test_each_property_fails_as_a_type_of_its_own() -> None:
     assert type(a) is type(checks.violation("POOL-2", "z"))
     back = pickle.loads(pickle.dumps(a))
     assert type(back) is type(a) and str(back) == "POOL-2: x" and back.spec == "POOL-2"
+
+
+# ------------------------------------------- black-box forms (the hardware tier)
+
+
+def test_target_log_clean_fails_on_a_leak_and_on_errors_without_faults() -> None:
+    with pytest.raises(checks.PropertyViolation, match="SHUT-1: the target logged a leak"):
+        checks.target_log_clean(["transport wr pool count is 1 but should be 2"], [], 3)
+    with pytest.raises(checks.PropertyViolation, match="without faults"):
+        checks.target_log_clean([], ["*ERROR*: x"], 0)
+    checks.target_log_clean([], ["*ERROR*: after a malformed capsule"], 1)
+
+
+def test_remote_stats_checks_fail_on_what_they_guard() -> None:
+    with pytest.raises(checks.PropertyViolation, match="STATS-1: .*backwards"):
+        checks.remote_counters_monotonic({"polls": 5}, {"polls": 4})
+    with pytest.raises(checks.PropertyViolation, match="did not move"):
+        checks.remote_counters_moved({"polls": 5, "completions": 3, "requests": 1},
+                                     {"polls": 5, "completions": 3, "requests": 1}, 1)
+    with pytest.raises(checks.PropertyViolation, match="SHUT-1: nvmf_get_stats qpair"):
+        checks.remote_qpairs_back({"current_admin_qpairs": 1, "current_io_qpairs": 0},
+                                  {"current_admin_qpairs": 0, "current_io_qpairs": 0}, {}, 5)
+    with pytest.raises(checks.PropertyViolation, match="LIVE-1: nvmf_get_stats pending"):
+        checks.remote_pending_drained({"pending_rdma_read": 1}, 5)
+
+
+def test_black_box_wire_checks_fail_on_what_they_guard() -> None:
+    with pytest.raises(checks.PropertyViolation, match="CQE-1: queue 1: response"):
+        checks.responses_well_formed(1, [7], [], [], 16)
+    with pytest.raises(checks.PropertyViolation, match="SQID"):
+        checks.responses_well_formed(1, [], [2], [], 16)
+    with pytest.raises(checks.PropertyViolation, match="LIVE-1"):
+        checks.answered_within("write", [3], 10.0, 10.0)
+    with pytest.raises(checks.PropertyViolation, match="ERR-1: .*answered 0x0000"):
+        checks.malformed_answered_on_wire("psdt_prp", 1, 5, [0], (0x002,), 0, None)
+    with pytest.raises(checks.PropertyViolation, match="stopped serving"):
+        checks.malformed_answered_on_wire("psdt_prp", 1, 5, [0x002], (0x002,), None, None)
+    with pytest.raises(checks.PropertyViolation, match="CONN-1: .*rejected with"):
+        checks.cm_answered_on_wire("bad_recfmt", (2,), False, b"\0\0\x05\0", 32)
+    with pytest.raises(checks.PropertyViolation, match="CONN-1: .*was accepted"):
+        checks.cm_answered_on_wire("short", (1,), True, bytes(32), 32)
+    with pytest.raises(checks.PropertyViolation, match="SHUT-1: .*reconnecting failed"):
+        checks.reconnected("after a fault", RuntimeError("refused"))
+    checks.cm_answered_on_wire("valid", ("accept",), True, b"\0\0\x10\0" + bytes(28), 16)
+
+
+def test_connection_kept_fails_when_the_target_dropped_a_clean_connection() -> None:
+    with pytest.raises(checks.PropertyViolation, match="LIVE-1: .*dropped the connection"):
+        checks.connection_kept("read", "receive completion WR_FLUSH_ERR")
+    checks.connection_kept("read", None)
+    checks.reconnected("after a fault", None)
+    checks.answered_within("write", [], 1.0, 10.0)
+    checks.responses_well_formed(1, [], [], [], 16)
+    with pytest.raises(checks.PropertyViolation, match="SQHD"):
+        checks.responses_well_formed(1, [], [], [40], 16)
