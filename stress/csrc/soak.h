@@ -61,6 +61,7 @@ struct soak_figures {
     uint64_t wr_low_water_count, buf_low_water_count;
     uint64_t quiescence_rounds_max, quiescence_rounds_total, quiescence_count;
     uint64_t pool_checks;
+    double cpu_seconds;        /* CPU time of the process over the run */
     uint32_t nviolations;
     struct soak_violation v[SOAK_MAX_VIOLATIONS];
     char target_name[32];

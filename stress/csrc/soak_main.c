@@ -20,6 +20,13 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -113,7 +120,7 @@ int main(int argc, char **argv)
             (unsigned long long)cfg.seed,
             cfg.only_lifecycle >= 0 ? " (replaying one lifecycle)" : "", cfg.io_size,
             cfg.faults ? "on" : "off", cfg.defects ? ", target defects on" : "");
-    double start = now(), last = start;
+    double start = now(), last = start, cpu_start = cpu_now();
     uint64_t last_ios = 0;
     if (cfg.only_lifecycle >= 0) {
         soak_lifecycle(&cfg, (uint64_t)cfg.only_lifecycle, &f);
@@ -142,6 +149,7 @@ int main(int argc, char **argv)
         }
     }
     double elapsed = now() - start;
+    f.cpu_seconds = cpu_now() - cpu_start;
     for (uint32_t i = 0; i < f.nviolations && i < SOAK_MAX_VIOLATIONS; i++)
         fprintf(stderr, "soak: replay violation %u: --seed %llu --lifecycle %llu\n", i + 1,
                 (unsigned long long)cfg.seed, (unsigned long long)f.v[i].lifecycle);
