@@ -161,7 +161,8 @@ static void draw_options(struct life *L, struct nrt_opts *o)
         o->max_io_size *= 2;
     o->in_capsule_data_size = SOAK_PICK(g, icds);
     o->num_poll_groups = soak_range(g, 1, 3);
-    o->max_read_depth = soak_range(g, 1, 16);
+    static const uint32_t read_depths[] = {1, 1, 2, 3, 4, 8, 16};
+    o->max_read_depth = SOAK_PICK(g, read_depths);
     o->buf_cache_size = soak_range(g, 0, 32);
     o->wr_cache_size = soak_range(g, 0, 32);
     o->wr_pool_multiplier = soak_range(g, 1, 16);
@@ -172,14 +173,16 @@ static void draw_options(struct life *L, struct nrt_opts *o)
     o->max_namespaces = 2;
     o->max_memory_regions = MAX_CONNS + 2;
     o->defects = L->cfg->defects;
-    /* pools: often just above the minimum that cannot deadlock (so IO waits for WRs and
-     * buffers and the pending queues are exercised), sometimes roomy */
+    /* pools: in a third of the lifecycles just above the minimum that cannot deadlock (so
+     * IO waits for WRs and buffers and the pending queues are exercised), else roomier */
+    int tight = soak_chance(g, 1, 3);
     uint64_t min_wr = nrt_opts_min_wr_pool(o);
     uint64_t cap = (uint64_t)o->max_queue_depth * o->wr_pool_multiplier;
     if (cap < min_wr || soak_chance(g, 1, 3))
-        o->wr_pool_size = (uint32_t)(min_wr + soak_below(g, soak_chance(g, 1, 2) ? 8 : 512));
+        o->wr_pool_size = (uint32_t)(min_wr + (tight ? soak_below(g, 8) : soak_range(g, 64, 512)));
     uint64_t min_buf = nrt_opts_min_buffers(o);
-    o->num_shared_buffers = (uint32_t)(min_buf + soak_below(g, soak_chance(g, 1, 2) ? 8 : 512));
+    o->num_shared_buffers =
+        (uint32_t)(min_buf + (tight ? soak_below(g, 8) : soak_range(g, 64, 512)));
     uint32_t need_send = nrt_opts_max_wrs_per_request(o) + 1;
     o->max_send_depth = soak_chance(g, 1, 2) ? 0 : need_send + soak_below(g, 64);
     nrt_opts_fit(o);
@@ -781,16 +784,24 @@ static void schedule_burst(struct life *L)
     nrt_bdev_set_auto(L->t, 0);
 }
 
+static void inject_fault(struct life *L);
+
 /* A drawn interleaving of micro-events: single deliveries in either direction, polls of
- * any group, block device completions in any order, CM/async processing. */
-static void schedule_micro(struct life *L)
+ * any group, block device completions in any order, CM/async processing; with fault_at,
+ * a fault strikes in the middle, with IO caught in whatever state it reached. */
+static void schedule_micro(struct life *L, int fault_mid)
 {
     uint32_t ev[512];
-    uint32_t n = soak_range(&L->rng, 32, 512);
     int conns[MAX_CONNS], nconn = 0;
+    uint32_t outstanding = 0;
     for (int i = 0; i < L->nc; i++)
-        if (L->c[i].slot)
+        if (L->c[i].slot) {
             conns[nconn++] = L->c[i].conn;
+            outstanding += L->c[i].outstanding;
+        }
+    /* enough events to move most IOs several steps (each takes about six), not more */
+    uint32_t most = 32 + 8 * outstanding < 512 ? 32 + 8 * outstanding : 512;
+    uint32_t n = soak_range(&L->rng, 16, most);
     if (!nconn)
         return;
     for (uint32_t i = 0; i < n; i++) {
@@ -814,7 +825,9 @@ static void schedule_micro(struct life *L)
         }
         ev[i] = kind << 24 | arg;
     }
-    if (nrt_rig_run(L->r, ev, n) < 0)
+    uint32_t half = fault_mid ? soak_below(&L->rng, n) : n;
+    if (nrt_rig_run(L->r, ev, half) < 0 ||
+        (fault_mid && (inject_fault(L), nrt_rig_run(L->r, ev + half, n - half) < 0)))
         violation(L, "SETUP", "nrt_rig_run: %s", nrt_rig_error(L->r));
     reap_all(L);
 }
@@ -1087,8 +1100,12 @@ static void io_round(struct life *L)
 {
     struct soak_rng *g = &L->rng;
     ports_back_up(L, 0);
-    if (L->cfg->faults && soak_chance(g, 1, 48))
+    /* a fault in one round of 32: before the round's IO, or in the middle of its schedule */
+    int fault = L->cfg->faults && soak_chance(g, 1, 32);
+    if (fault && soak_chance(g, 1, 2)) {
         inject_fault(L);
+        fault = 0;
+    }
     if (!live_io_conns(L) && L->nc + 4 <= MAX_CONNS)
         connect_controller(L);   /* every IO queue is gone: a new controller */
     for (int i = 0; i < L->nc && !L->failed; i++) {
@@ -1100,10 +1117,10 @@ static void io_round(struct life *L)
     }
     if (L->failed)
         return;
-    if (soak_chance(g, 3, 4))
+    if (!fault && soak_chance(g, 5, 6))
         schedule_burst(L);
     else
-        schedule_micro(L);
+        schedule_micro(L, fault);
     if (!L->failed)
         round_checks(L);
     L->f->rounds++;
@@ -1149,7 +1166,7 @@ uint64_t soak_lifecycle(const struct soak_config *cfg, uint64_t index, struct so
                     if (L->c[i].slot && L->c[i].qid && !L->c[i].dead)
                         fill_conn(L, &L->c[i], L->c[i].depth);
                 if (soak_chance(&L->rng, 1, 2))
-                    schedule_micro(L);
+                    schedule_micro(L, 0);
                 f->faults[SOAK_F_ABRUPT_DESTROY]++;
                 f->abrupt_teardowns++;
                 for (int i = 0; i < L->nc; i++)

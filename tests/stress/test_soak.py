@@ -31,16 +31,16 @@ FAULT_KINDS = {"qpair_error", "port_down", "post_failure", "host_disconnect",
 #: (defect switch, a seed whose first lifecycles reach it, the check that sees it).  Any
 #: seed reaches each of them eventually; these keep the tests to a fraction of a second.
 DEFECTS = [
-    ("leak_remaining_wrs", 3, "POOL-1"),
-    ("no_idle_pending_poll", 2, "LIVE-1"),
+    ("leak_remaining_wrs", 11, "POOL-1"),
+    ("no_idle_pending_poll", 12, "LIVE-1"),
     ("fixed_pool_size", 1, "POOL-1"),
     ("pool_double_put", 1, "POOL-1"),
     ("stale_transfer_wr", 1, "POOL-1"),
-    ("stale_read_queue_entry", 3, "POOL-3"),
-    ("pending_send_only_on_cqe", 2, "LIVE-1"),
-    ("post_fail_counter_leak", 6, "LIVE-1"),
-    ("recv_not_released", 1, "POOL-3"),
-    ("double_qpair_destroy", 2, "DATA-1"),
+    ("stale_read_queue_entry", 7, "POOL-3"),
+    ("pending_send_only_on_cqe", 5, "LIVE-1"),
+    ("post_fail_counter_leak", 3, "LIVE-1"),
+    ("recv_not_released", 2, "POOL-3"),
+    ("double_qpair_destroy", 7, "DATA-1"),
     ("wrong_expected_capacity", 1, "POOL-2"),
 ]
 
@@ -139,7 +139,7 @@ def test_replaying_the_seed_and_lifecycle_reproduces_the_violation(
 
 def test_the_reproducer_script_replays_the_violation(capfd: pytest.CaptureFixture[str],
                                                      tmp_path: Path) -> None:
-    _, found, _ = run_soak(capfd, "--lifecycles", "20", "--seed", "1", "--defects",
+    _, found, _ = run_soak(capfd, "--lifecycles", "20", "--seed", "2", "--defects",
                            "pool_double_put", tmp=tmp_path)
     [v], [script] = found["violations"], found["reproducers"]
     res = subprocess.run(["sh", script], capture_output=True, text=True, check=False)
