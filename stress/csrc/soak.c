@@ -842,7 +842,7 @@ static void pool_check(struct life *L, const char *check, const char *what, int 
         return;
     uint64_t back = p.ring_free + p.cached;
     uint64_t cap = wr ? L->wr_capacity : L->buf_capacity;
-    if (p.duplicates)
+    if ((L->caps & NRT_CAP_WR_HELD) && p.duplicates)
         violation(L, check, "%s: %llu object(s) in two places at once (ring %llu, cached "
                   "%llu, held %llu, capacity %llu)", what, (unsigned long long)p.duplicates,
                   (unsigned long long)p.ring_free, (unsigned long long)p.cached,
@@ -974,23 +974,29 @@ static void destroy(struct life *L)
     L->t = NULL;
     if (L->failed)
         return;
+    /* each count is judged only where the target declares it (NRT_CAP_*), as the gate's
+     * judging scope does */
+    int wrs = (L->caps & NRT_CAP_WR_POOL) != 0, bufs = (L->caps & NRT_CAP_BUF_POOL) != 0;
+    int report = (L->caps & NRT_CAP_DESTROY_REPORT) != 0;
     if (rc < 0)
         violation(L, "POOL-2", "destroy failed: %d", rc);
-    else if (rep.wr_returned != L->wr_capacity)
+    else if (wrs && rep.wr_returned != L->wr_capacity)
         violation(L, "POOL-2", "data-WR pool returned %llu of %llu at destroy (target says: "
                   "%s)", (unsigned long long)rep.wr_returned,
                   (unsigned long long)L->wr_capacity, rep.message[0] ? rep.message : "nothing");
-    else if (rep.buf_returned != L->buf_capacity)
+    else if (bufs && rep.buf_returned != L->buf_capacity)
         violation(L, "POOL-3", "data buffers returned %llu of %llu at destroy (target says: "
                   "%s)", (unsigned long long)rep.buf_returned,
                   (unsigned long long)L->buf_capacity, rep.message[0] ? rep.message : "nothing");
-    else if ((L->caps & NRT_CAP_DESTROY_REPORT) && (rep.wr_expected != L->wr_capacity ||
-                                                    rep.buf_expected != L->buf_capacity))
-        violation(L, "POOL-2", "destroy report expects %llu WRs and %llu buffers, the "
-                  "configuration gives %llu and %llu", (unsigned long long)rep.wr_expected,
-                  (unsigned long long)rep.buf_expected, (unsigned long long)L->wr_capacity,
+    else if (report && wrs && rep.wr_expected != L->wr_capacity)
+        violation(L, "POOL-2", "destroy report expects %llu data WRs, the configuration "
+                  "gives %llu", (unsigned long long)rep.wr_expected,
+                  (unsigned long long)L->wr_capacity);
+    else if (report && bufs && rep.buf_expected != L->buf_capacity)
+        violation(L, "POOL-3", "destroy report expects %llu data buffers, the configuration "
+                  "gives %llu", (unsigned long long)rep.buf_expected,
                   (unsigned long long)L->buf_capacity);
-    else if ((L->caps & NRT_CAP_DESTROY_REPORT) && rep.message[0])
+    else if (report && wrs && bufs && rep.message[0])
         violation(L, "POOL-2", "destroy report complains although every count is exact: %s",
                   rep.message);
 }
