@@ -25,8 +25,10 @@ stdout is one JSON object (``ios``, ``ios_per_s``, ``ios_per_cpu_s``, ``seed``,
 quiescence...).  A violation names its seed and lifecycle index; ``--seed S --lifecycle K``
 replays that lifecycle alone, exactly (the same seed gives the same event sequence, so the
 same figures except timing), and a reproducer script with that command line is written
-(its path printed, and listed under ``reproducers`` in the JSON).  Exit status: 0 clean,
-1 a violation, 2 bad usage or a failed build.
+(its path printed, and listed under ``reproducers`` in the JSON).  A watchdog names the
+lifecycle of a target that hangs (no new lifecycle for ``--hang-seconds``; the driver is
+stopped) or crashes, as a HANG or CRASH violation with its reproducer.  Exit status: 0
+clean, 1 a violation, 2 bad usage or a failed build.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,10 +149,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--spdk-src", metavar="DIR", help="SPDK tree for --target spdk")
     p.add_argument("--reproducers", metavar="DIR", default=str(REPRO_DIR),
                    help=f"where reproducer scripts go (default {REPRO_DIR})")
+    p.add_argument("--hang-seconds", type=float, default=60.0,
+                   help="a lifecycle running this long is a hang: the driver is stopped and "
+                        "the lifecycle reported (default 60; one normally takes milliseconds)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     a = p.parse_args(argv)
     if a.seconds is not None and a.seconds <= 0:
         p.error("--seconds must be positive")
+    if a.hang_seconds <= 0:
+        p.error("--hang-seconds must be positive")
     if a.io_size < 512 or a.io_size % 512 or a.io_size > 1 << 20:
         p.error("--io-size must be a multiple of 512 from 512 to 1048576")
     for name in ("lifecycles", "lifecycle", "max_violations"):
@@ -168,18 +177,71 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
+def running_lifecycle(status: Path) -> int | None:
+    """The lifecycle index the driver last wrote to its status file."""
+    try:
+        text = status.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def watch(proc: subprocess.Popen[str], status: Path, hang_seconds: float) -> int | None:
+    """Waits for the driver; returns the lifecycle it hung in (the driver then stopped), or
+    None when it ended by itself."""
+    seen, since = None, time.monotonic()
+    while True:
+        try:
+            proc.wait(timeout=0.5)
+            return None
+        except subprocess.TimeoutExpired:
+            pass
+        now_at = running_lifecycle(status)
+        if now_at != seen:
+            seen, since = now_at, time.monotonic()
+        elif time.monotonic() - since > hang_seconds:
+            proc.kill()          # our own child, by its handle
+            proc.wait()
+            return seen if seen is not None else 0
+
+
+def stalled_figures(a: argparse.Namespace, check: str, lifecycle: int,
+                    message: str) -> dict[str, Any]:
+    return {"seed": a.seed, "ios": 0, "ios_per_s": 0, "lifecycles": lifecycle,
+            "violation_count": 1,
+            "violations": [{"check": check, "lifecycle": lifecycle, "round": 0,
+                            "lifecycle_seed": None, "message": message}]}
+
+
 def run(a: argparse.Namespace) -> tuple[int, dict[str, Any]]:
-    """Builds and runs the driver; returns its exit status and figures."""
+    """Builds and runs the driver under the watchdog; returns its exit status and figures."""
     exe = soak_build.build(a.target, a.spdk_src)
-    cmd = [str(exe), *driver_args(a, a.defect_mask)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
-    lines = proc.stdout.splitlines()
-    if proc.returncode not in (0, 1) or not lines:
-        raise RuntimeError(f"the soak driver exited {proc.returncode} without figures: "
-                           f"{shlex.join(cmd)}")
-    for line in lines[:-1]:
-        print(line)
-    figures = json.loads(lines[-1])
+    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+        status = Path(tmp) / "status"
+        cmd = [str(exe), *driver_args(a, a.defect_mask), "--status", str(status)]
+        with tempfile.TemporaryFile("w+") as out:
+            proc = subprocess.Popen(cmd, stdout=out, text=True)
+            hung = watch(proc, status, a.hang_seconds)
+            out.seek(0)
+            lines = out.read().splitlines()
+        at = running_lifecycle(status)
+    cmd = cmd[:-2]
+    if hung is not None:
+        figures = stalled_figures(a, "HANG", hung, f"lifecycle {hung} ran more than "
+                                  f"{a.hang_seconds:g} s: the target hung or looped; the "
+                                  f"driver was stopped")
+        status_code = 1
+    elif proc.returncode < 0 or proc.returncode not in (0, 1) or not lines:
+        lc = at if at is not None else 0
+        figures = stalled_figures(a, "CRASH", lc, f"the driver ended with status "
+                                  f"{proc.returncode} in lifecycle {lc} (a crash or an "
+                                  f"abort in the target)")
+        status_code = 1
+    else:
+        for line in lines[:-1]:
+            print(line)
+        figures = json.loads(lines[-1])
+        status_code = proc.returncode
     figures["command"] = shlex.join(cmd)
     repros = []
     for v in figures.get("violations", []):
@@ -187,14 +249,14 @@ def run(a: argparse.Namespace) -> tuple[int, dict[str, Any]]:
         print(f"soak: reproducer for lifecycle {v['lifecycle']}: {path}", file=sys.stderr)
         repros.append(str(path))
     figures["reproducers"] = repros
-    return proc.returncode, figures
+    return status_code, figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
     try:
         status, figures = run(a)
-    except (soak_build.BuildError, RuntimeError) as exc:
+    except (soak_build.BuildError, RuntimeError, ValueError) as exc:
         print(f"soak: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(figures)

@@ -8,6 +8,8 @@
  */
 #include "soak.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,20 @@ static void usage(FILE *out)
             "  --defects MASK    NRT_DEFECT_* bits passed to the target's options\n"
             "  --no-faults       IO only, no fault injection, graceful teardowns\n"
             "  --max-violations  stop after this many violations (default 1)\n"
+            "  --status FILE     keep the index of the running lifecycle in FILE (so a\n"
+            "                    watchdog can name the lifecycle of a hang or a crash)\n"
             "  --quiet           no progress lines\n");
+}
+
+/* The running lifecycle's index, rewritten in place: one pwrite per lifecycle. */
+static void status_write(int fd, uint64_t lifecycle)
+{
+    if (fd < 0)
+        return;
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%20llu\n", (unsigned long long)lifecycle);
+    if (pwrite(fd, line, (size_t)n, 0) != n)
+        fprintf(stderr, "soak: cannot write the status file: %s\n", strerror(errno));
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out)
@@ -61,7 +76,7 @@ int main(int argc, char **argv)
 {
     struct soak_config cfg = {.seed = 1, .only_lifecycle = -1, .io_size = 4096,
                               .max_violations = 1, .faults = 1, .progress = 1};
-    int have_seconds = 0;
+    int have_seconds = 0, status_fd = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t x = 0;
@@ -72,6 +87,17 @@ int main(int argc, char **argv)
             cfg.faults = 0;
         } else if (!strcmp(a, "--quiet")) {
             cfg.progress = 0;
+        } else if (!strcmp(a, "--status")) {
+            if (!v) {
+                fprintf(stderr, "soak: --status needs a file name\n");
+                return 2;
+            }
+            status_fd = open(v, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (status_fd < 0) {
+                fprintf(stderr, "soak: --status %s: %s\n", v, strerror(errno));
+                return 2;
+            }
+            i++;
         } else if (!strcmp(a, "--seconds")) {
             char *end;
             cfg.seconds = v ? strtod(v, &end) : -1;
@@ -123,6 +149,7 @@ int main(int argc, char **argv)
     double start = now(), last = start, cpu_start = cpu_now();
     uint64_t last_ios = 0;
     if (cfg.only_lifecycle >= 0) {
+        status_write(status_fd, (uint64_t)cfg.only_lifecycle);
         soak_lifecycle(&cfg, (uint64_t)cfg.only_lifecycle, &f);
     } else {
         for (uint64_t k = 0;; k++) {
@@ -130,6 +157,7 @@ int main(int argc, char **argv)
                 break;
             if (cfg.seconds > 0 && now() - start >= cfg.seconds)
                 break;
+            status_write(status_fd, k);
             soak_lifecycle(&cfg, k, &f);
             if (f.nviolations >= cfg.max_violations)
                 break;

@@ -180,3 +180,25 @@ def test_help_documents_the_options() -> None:
     assert res.returncode == 0
     for opt in ("--seconds", "--seed", "--io-size", "--json", "--lifecycle", "--defects"):
         assert opt in res.stdout
+
+
+def test_the_driver_keeps_the_running_lifecycle_in_its_status_file(tmp_path: Path) -> None:
+    exe, status = soak_build.build(), tmp_path / "status"
+    res = subprocess.run([str(exe), "--lifecycles", "3", "--seed", "4", "--quiet", "--status",
+                          str(status)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert soak.running_lifecycle(status) == 2
+
+
+def test_the_watchdog_stops_a_driver_stuck_in_one_lifecycle(tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    status.write_text("7\n")
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], text=True)
+    assert soak.watch(proc, status, hang_seconds=1.0) == 7
+    assert proc.returncode is not None            # stopped, not left running
+
+
+def test_the_watchdog_lets_a_driver_that_ends_alone_be(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"], text=True)
+    assert soak.watch(proc, tmp_path / "missing", hang_seconds=30.0) is None
+    assert proc.returncode == 0
