@@ -458,6 +458,12 @@ int nrt_rig_requests(struct nrt_rig *r, int conn, struct nrt_request_info *out, 
 int nrt_rig_conns(struct nrt_rig *r, int32_t *out, uint32_t max);
 /* Capsule bytes (64-byte SQE + in-capsule data) as one host SEND. */
 int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t len);
+/* n capsules laid end to end (lens[i] bytes each), each as one host SEND in order, with
+ * the checks of nrt_rig_submit; the connection is looked up once for the batch.  Returns
+ * the number sent: fewer than n if one was refused (nrt_rig_error says why), or the error
+ * if the first was. */
+int nrt_rig_submit_batch(struct nrt_rig *r, int conn, const void *capsules,
+                         const uint32_t *lens, uint32_t n);
 int nrt_rig_reap(struct nrt_rig *r, int conn, struct nrt_response *out, uint32_t max);
 int nrt_rig_deliver_h2t(struct nrt_rig *r, int conn);   /* 1 progressed, 0 nothing */
 int nrt_rig_deliver_t2h(struct nrt_rig *r, int conn);

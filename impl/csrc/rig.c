@@ -457,22 +457,13 @@ int nrt_rig_requests(struct nrt_rig *r, int conn, struct nrt_request_info *out, 
 
 /* ---- capsules and responses ------------------------------------------------------------- */
 
-int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t len)
+/* One capsule on a live, established connection (the checks every submit makes). */
+static int submit_one(struct nrt_rig *r, struct conn *c, int conn, const struct nrt_opts *o,
+                      const void *capsule, uint32_t len)
 {
-    int rc;
-    struct conn *c = conn_live(r, conn, &rc);
-    if (!c)
-        return rc;
-    if (len < 4 || !capsule)
-        return rig_fail(r, NRT_EINVAL, "a capsule of %u bytes has no CID", len);
-    struct sv_host_conn_info hi;
-    if (sv_host_conn_info(r->f, c->hconn, &hi) < 0 || hi.state != SV_HOST_ESTABLISHED)
-        return rig_fail(r, NRT_ENOTCONN, "connection %d is not established", conn);
-    struct nrt_opts o;
-    nrt_transport_get_opts(r->t, &o);
-    if (len > NVMF_SQE_SIZE + o.in_capsule_data_size)
+    if (len > NVMF_SQE_SIZE + o->in_capsule_data_size)
         return rig_fail(r, NRT_EMSGSIZE, "%u in-capsule bytes exceed in_capsule_data_size %u",
-                        len - NVMF_SQE_SIZE, o.in_capsule_data_size);
+                        len - NVMF_SQE_SIZE, o->in_capsule_data_size);
     if (c->outstanding >= c->depth)
         return rig_fail(r, NRT_EBUSY, "connection %d has %u capsules outstanding", conn,
                         c->depth);
@@ -482,7 +473,7 @@ int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t le
     if (c->cids[cid >> 3] & bit)
         return rig_fail(r, NRT_EBUSY, "CID %u is already outstanding on connection %d", cid,
                         conn);
-    rc = sv_host_send(r->f, c->hconn, capsule, len, cid);
+    int rc = sv_host_send(r->f, c->hconn, capsule, len, cid);
     if (rc == -EAGAIN)
         return rig_fail(r, NRT_EBUSY, "connection %d: host send queue full", conn);
     if (rc < 0)
@@ -490,6 +481,57 @@ int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t le
     c->cids[cid >> 3] |= bit;
     c->outstanding++;
     return 0;
+}
+
+static int capsule_too_short(struct nrt_rig *r, const void *capsule, uint32_t len)
+{
+    return len < 4 || !capsule
+               ? rig_fail(r, NRT_EINVAL, "a capsule of %u bytes has no CID", len) : 0;
+}
+
+static struct conn *conn_established(struct nrt_rig *r, struct conn *c, int conn, int *rc)
+{
+    struct sv_host_conn_info hi;
+    if (sv_host_conn_info(r->f, c->hconn, &hi) < 0 || hi.state != SV_HOST_ESTABLISHED) {
+        *rc = rig_fail(r, NRT_ENOTCONN, "connection %d is not established", conn);
+        return NULL;
+    }
+    return c;
+}
+
+int nrt_rig_submit(struct nrt_rig *r, int conn, const void *capsule, uint32_t len)
+{
+    int rc;
+    struct conn *c = conn_live(r, conn, &rc);
+    if (!c)
+        return rc;
+    if ((rc = capsule_too_short(r, capsule, len)) < 0)
+        return rc;
+    if (!conn_established(r, c, conn, &rc))
+        return rc;
+    struct nrt_opts o;
+    nrt_transport_get_opts(r->t, &o);
+    return submit_one(r, c, conn, &o, capsule, len);
+}
+
+int nrt_rig_submit_batch(struct nrt_rig *r, int conn, const void *capsules,
+                         const uint32_t *lens, uint32_t n)
+{
+    int rc;
+    struct conn *c = conn_live(r, conn, &rc);
+    if (!c || !conn_established(r, c, conn, &rc))
+        return rc;
+    struct nrt_opts o;
+    nrt_transport_get_opts(r->t, &o);
+    const uint8_t *p = capsules;
+    for (uint32_t i = 0; i < n; p += lens[i], i++) {
+        rc = capsule_too_short(r, p, lens[i]);
+        if (rc == 0)
+            rc = submit_one(r, c, conn, &o, p, lens[i]);
+        if (rc < 0)
+            return i ? (int)i : rc;
+    }
+    return (int)n;
 }
 
 int nrt_rig_reap(struct nrt_rig *r, int conn, struct nrt_response *out, uint32_t max)

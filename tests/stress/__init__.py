@@ -1,0 +1,1 @@
+"""Tests of the nightly-scale stress tools: the C soak driver."""
