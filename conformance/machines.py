@@ -21,9 +21,8 @@ Paste it after ``from conformance.reproduce import *`` to run it again.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -38,7 +37,6 @@ from hypothesis.strategies import SearchStrategy
 
 from conformance.harness import Harness, contained
 from conformance.profiles import defects_under_test
-from reports import attach
 from strategies.configs import GateConfig, controller_specs, gate_configs
 from strategies.faults import fault_plans, faults
 from strategies.schedules import schedules
@@ -165,15 +163,13 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
                 assert self.h is not None
                 self.h.steps += 1
                 self.h.timeline.append(self.h.pool_row())
-                with _attaching(self.h):
-                    self.h.check_step()
+                self.h.check_step()
 
         @_contained
         def teardown(self) -> None:
             if self._alive():
                 assert self.h is not None
-                with _attaching(self.h):
-                    self.h.finish()
+                self.h.finish()
 
     Machine.__name__ = Machine.__qualname__ = name
     Machine.__doc__ = doc
@@ -224,15 +220,3 @@ FaultMachine = machine_class(
     storm_faults=("post_fail", "post_fail", "post_fail", "qpair_error", "port_down",
                   "port_up", "bdev_error", "host_disconnect"),
     max_burst=2)
-
-
-@contextlib.contextmanager
-def _attaching(h: Harness) -> Iterator[None]:
-    """On a violation, keep the pool timeline and counters for the report."""
-    try:
-        yield
-    except AssertionError:
-        attach.pool_timeline(h.timeline)
-        attach.stats({"steps": h.steps, "micro_events": h.events,
-                      "in_flight": h.in_flight(), "options": h.options})
-        raise

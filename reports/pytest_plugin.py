@@ -77,8 +77,6 @@ def _on_judged(j: judging.Judgement) -> None:
 def _on_violation(v: checks.PropertyViolation) -> None:
     """Evidence of a violation, taken as it is raised: the harness samples its pools at
     this moment (the state the check judged), and its counters are read."""
-    if not _in_per_property_test:
-        return
     ev = property_results.Evidence(v.spec, str(v))
     try:
         from conformance import harness
@@ -89,9 +87,13 @@ def _on_violation(v: checks.PropertyViolation) -> None:
             ev.samples = [dict(r) for r in h.timeline]
             ev.counters = {"steps": h.steps, "micro_events": h.events,
                            "in_flight": h.in_flight(), "options": str(h.options)}
+            # any test's failure report (kept only if the test fails)
+            attach.pool_timeline(h.timeline)
+            attach.stats(ev.counters)
     except Exception as exc:  # noqa: BLE001 - evidence is best effort: the violation counts
         ev.counters["evidence_error"] = f"{type(exc).__name__}: {exc}"
-    _violations[v.spec] = ev
+    if _in_per_property_test:
+        _violations[v.spec] = ev
 
 
 def pytest_configure(config: pytest.Config) -> None:
