@@ -8,6 +8,8 @@ pasted as it is.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hypothesis import strategies as st
@@ -17,7 +19,7 @@ from strategies.options import Scale, accepted_options
 from strategies.topology import topologies
 from strategies.types import Controller, QpairPlacement, Topology, TransportOptions
 
-__all__ = ["ControllerSpec", "GateConfig", "controller_specs", "gate_configs"]
+__all__ = ["ControllerSpec", "GateConfig", "controller_specs", "gate_configs", "srq_modes"]
 
 
 @dataclass(frozen=True)
@@ -53,16 +55,58 @@ GATE_PINS = {"max_qpairs": 64, "max_ports": 4, "max_subsystems": 8, "max_namespa
              "max_memory_regions": 4, "keep_alive_ticks": 0}
 
 
+#: Receive WRs per shared receive queue the gate draws (ci): from a couple, so that the
+#: qpairs of a poll group compete for receives (hosts wait in RNR), to a few per qpair.
+SRQ_DEPTHS = {"ci": (2, 64), "nightly": (2, 512)}
+
+
+@functools.cache
+def _active_target_takes_srq() -> bool:
+    """Whether the target the environment selects has a shared receive queue mode: it keeps
+    ``srq=1`` when fitting options (a target without one moves it to 0)."""
+    from impl import Options
+
+    return Options().takes_srq()
+
+
+def srq_modes(scale: Scale = "ci", takes_srq: Callable[[], bool] = _active_target_takes_srq,
+              ) -> SearchStrategy[tuple[int, int]]:
+    """``(srq, max_srq_depth)``: receive queues per qpair ``(0, 0)`` first (what shrinking
+    heads for), or shared ones of a drawn depth - the latter only for a target that takes
+    them (``takes_srq()``, asked when the first example is drawn)."""
+    lo, hi = SRQ_DEPTHS[scale]
+    shared = st.integers(lo, hi).map(lambda depth: (1, depth))
+
+    def modes() -> SearchStrategy[tuple[int, int]]:
+        if not takes_srq():
+            return st.just((0, 0))
+        return st.one_of(st.just((0, 0)), shared)
+
+    return st.deferred(modes)
+
+
 def gate_configs(scale: Scale = "ci", **pins: object) -> SearchStrategy[GateConfig]:
     """Accepted options (biased to contention) and a topology with at least one IO qpair.
 
-    ``pins`` fix option fields (values or strategies), as for ``accepted_options``."""
+    ``pins`` fix option fields (values or strategies), as for ``accepted_options``;
+    ``srq`` and ``max_srq_depth`` are drawn by :func:`srq_modes` unless pinned."""
     return _gate_config(scale, {**GATE_PINS, **pins})
+
+
+def _pinned(value: object) -> SearchStrategy[int]:
+    return value if isinstance(value, SearchStrategy) else st.just(value)  # type: ignore[return-value]
 
 
 @st.composite
 def _gate_config(draw: DrawFn, scale: Scale, pins: dict[str, object]) -> GateConfig:
-    opts = draw(accepted_options(scale, **pins))  # type: ignore[arg-type]
+    rest = {k: v for k, v in pins.items() if k not in ("srq", "max_srq_depth")}
+    opts = draw(accepted_options(scale, **rest))  # type: ignore[arg-type]
+    if "srq" in pins or "max_srq_depth" in pins:
+        srq = draw(_pinned(pins.get("srq", 0)))
+        depth = draw(_pinned(pins.get("max_srq_depth", 0)))
+    else:
+        srq, depth = draw(srq_modes(scale))
+    opts = opts.replace(srq=srq, max_srq_depth=depth)
     most_subs = 4 if scale == "ci" else 32
     topo = draw(topologies(opts, max_subsystems=most_subs, max_controllers=2,
                            max_io_qpairs=3, max_depth=16 if scale == "ci" else 128))
