@@ -157,3 +157,19 @@ def test_requests_on_shared_objects_are_seen_beyond_the_qpair_depth(spdk):
             assert [r.status for r in rig.t.reap(qp)] == [Status.SUCCESS] * 2
     finally:
         rig.t.destroy()
+
+
+def test_a_failed_qpair_on_an_srq_is_destroyed_and_leaves_the_fabric(spdk):
+    """rdma.c destroys a qpair on an SRQ only once its QP reported its last WQE
+    (IBV_EVENT_QP_LAST_WQE_REACHED), which simverbs sends when such a QP enters the error
+    state: after a QP error the qpair goes, and so does its QP."""
+    rig = _rig(srq=1, max_srq_depth=8)
+    try:
+        rig.t.inject_qpair_error(rig.io)
+        drained = rig.t.drain(200)
+        assert drained.quiescent, drained
+        info = rig.t.conn_info(rig.io)
+        assert rig.t.qpair_info(rig.io) is None, info
+        assert info.target_qp_state == 0, info   # the target's QP is gone from the fabric
+    finally:
+        rig.t.destroy()
