@@ -173,3 +173,47 @@ def test_a_failed_qpair_on_an_srq_is_destroyed_and_leaves_the_fabric(spdk):
         assert info.target_qp_state == 0, info   # the target's QP is gone from the fabric
     finally:
         rig.t.destroy()
+
+
+def _desc(*caps: str):
+    from impl.target import TargetDescription
+
+    return TargetDescription("t", "1", frozenset(caps), 1, 0, ("FREE",), {}, frozenset())
+
+
+def test_per_qpair_receive_parts_are_not_judged_with_shared_receives():
+    from conformance import judging
+
+    per_qpair = _desc("RECEIVES", "REQUESTS", "BUF_POOL", "WR_HELD", "DESTROY_REPORT")
+    shared = _desc("RECEIVES", "REQUESTS", "BUF_POOL", "WR_HELD", "DESTROY_REPORT",
+                   "SHARED_RECEIVES")
+    assert judging.Scope(per_qpair)("POOL-3", "slots")
+    assert judging.Scope(per_qpair)("ERR-1", "released")
+    can = judging.Scope(shared)
+    assert not can("POOL-3", "slots") and not can("POOL-3", "states")
+    assert not can("ERR-1", "released")
+    assert can("POOL-3", "buffers")   # the other parts keep their judging
+    mode, why = judging.how_judged("POOL-3", shared)
+    assert mode == judging.WHITE_BOX
+    assert "not judged in this mode" in why and "shared receive queues" in why
+    assert "request slots and receive WRs conserved per qpair" in why
+    # without the capabilities the reason is still the mode's, not a missing capability
+    mode, why = judging.how_judged("ERR-1", _desc("SHARED_RECEIVES"))
+    assert mode == judging.BLACK_BOX and "not judged in this mode" in why
+    assert "its request slot and receive are released (needs" not in why
+
+
+def test_both_modes_of_a_target_are_recorded():
+    from conformance import judging
+
+    heard: list = []
+    judging.reset()
+    judging.JUDGED_HOOKS.append(heard.append)
+    try:
+        judging.record(("POOL-3",), _desc("RECEIVES"))
+        judging.record(("POOL-3",), _desc("RECEIVES", "SHARED_RECEIVES"))
+        judging.record(("POOL-3",), _desc("RECEIVES"))   # nothing new: not heard again
+        assert len(heard) == 2 and heard[0].why != heard[1].why
+    finally:
+        judging.JUDGED_HOOKS.remove(heard.append)
+        judging.reset()
