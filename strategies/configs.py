@@ -9,6 +9,7 @@ pasted as it is.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -69,17 +70,36 @@ def _active_target_takes_srq() -> bool:
     return Options().takes_srq()
 
 
+#: ``NRT_SRQ``: ``on`` draws shared receive queues in every example (for a target that takes
+#: them), ``off`` in none; unset, either is drawn.
+SRQ_ENV = "NRT_SRQ"
+
+
+def srq_choice() -> str:
+    """``NRT_SRQ`` as ``"on"``, ``"off"`` or ``"drawn"`` (unset); anything else is refused."""
+    raw = os.environ.get(SRQ_ENV, "").strip().lower()
+    if raw in ("", "drawn"):
+        return "drawn"
+    if raw in ("on", "off"):
+        return raw
+    raise ValueError(f"{SRQ_ENV}={raw!r}: choose on, off or leave it unset (drawn)")
+
+
 def srq_modes(scale: Scale = "ci", takes_srq: Callable[[], bool] = _active_target_takes_srq,
-              ) -> SearchStrategy[tuple[int, int]]:
+              choice: Callable[[], str] = srq_choice) -> SearchStrategy[tuple[int, int]]:
     """``(srq, max_srq_depth)``: receive queues per qpair ``(0, 0)`` first (what shrinking
     heads for), or shared ones of a drawn depth - the latter only for a target that takes
-    them (``takes_srq()``, asked when the first example is drawn)."""
+    them (``takes_srq()``, asked when the first example is drawn); ``NRT_SRQ`` (``choice``)
+    forces one or the other."""
     lo, hi = SRQ_DEPTHS[scale]
     shared = st.integers(lo, hi).map(lambda depth: (1, depth))
 
     def modes() -> SearchStrategy[tuple[int, int]]:
-        if not takes_srq():
+        how = choice()
+        if how == "off" or not takes_srq():
             return st.just((0, 0))
+        if how == "on":
+            return shared
         return st.one_of(st.just((0, 0)), shared)
 
     return st.deferred(modes)

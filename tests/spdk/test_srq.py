@@ -217,3 +217,27 @@ def test_both_modes_of_a_target_are_recorded():
     finally:
         judging.JUDGED_HOOKS.remove(heard.append)
         judging.reset()
+
+
+def test_nrt_srq_forces_the_mode_and_refuses_nonsense(monkeypatch):
+    from hypothesis import given, settings
+
+    from strategies.configs import srq_choice
+
+    def modes_drawn() -> set[int]:
+        seen: set[int] = set()
+
+        @settings(max_examples=30, database=None)
+        @given(srq_modes("ci", takes_srq=lambda: True))
+        def draw(mode):
+            seen.add(mode[0])
+
+        draw()
+        return seen
+
+    for value, want in (("on", {1}), ("off", {0})):
+        monkeypatch.setenv("NRT_SRQ", value)
+        assert modes_drawn() == want, value
+    monkeypatch.setenv("NRT_SRQ", "sometimes")
+    with pytest.raises(ValueError, match="choose on, off"):
+        srq_choice()
