@@ -518,6 +518,10 @@ def event(kind: int, arg: int) -> int:
 CAPABILITIES: Mapping[str, int] = MappingProxyType({
     name[len("NRT_CAP_"):]: getattr(lib, name) for name in sorted(dir(lib))
     if name.startswith("NRT_CAP_") and isinstance(getattr(lib, name), int)})
+#: Capabilities that say how the target runs rather than what introspection it offers: a
+#: target declares them in the mode they describe (SHARED_RECEIVES: with ``srq``), and the
+#: judging leaves out what that mode makes meaningless.
+MODE_CAPABILITIES: frozenset[str] = frozenset({"SHARED_RECEIVES"})
 
 
 @dataclass(frozen=True)
