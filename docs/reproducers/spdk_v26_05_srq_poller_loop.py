@@ -3,9 +3,9 @@
 NRT_TARGET=spdk NRT_SPDK_SRC=<the v26.05 tree>: the teardown ends in CRASH-1
 "hang in nrt_rig_run" (the 30 s watchdog)."""
 
-from conformance.reproduce import *  # noqa: F403
+from conformance.reproduce import *
 
-state = FaultMachine()  # noqa: F405
+state = FaultMachine()
 state.start(config=GateConfig(options=TransportOptions(max_queue_depth=8,
   max_io_size=18432,
   io_unit_size=2048,
