@@ -42,16 +42,33 @@ class Part:
     key: str
     what: str
     caps: frozenset[str] = frozenset()
+    #: declared capabilities under which the part cannot be judged, and why
+    unless: frozenset[str] = frozenset()
+    unless_why: str = ""
 
     @property
     def black_box(self) -> bool:
         return not self.caps
 
+    def allowed(self, caps: frozenset[str]) -> bool:
+        """True if a target declaring ``caps`` can be judged on this part."""
+        return self.caps <= caps and not self.unless & caps
 
-def _p(key: str, what: str, *caps: str) -> Part:
+
+#: Why the per-qpair receive parts are not judged for a target running shared receive
+#: queues: what they count does not exist there.
+SHARED_RECEIVES_WHY = ("with shared receive queues (SRQ) a qpair's receive WRs and request "
+                       "slots are its poll group's, shared with the other qpairs there, so "
+                       "no qpair has counts of its own to conserve")
+
+
+def _p(key: str, what: str, *caps: str, per_qpair_receives: bool = False) -> Part:
     unknown = set(caps) - set(CAPABILITIES)
     if unknown:   # a typo here would silently make a part never (or always) run
         raise ValueError(f"unknown capabilities {sorted(unknown)} for part {key!r}")
+    if per_qpair_receives:
+        return Part(key, what, frozenset(caps), frozenset({"SHARED_RECEIVES"}),
+                    SHARED_RECEIVES_WHY)
     return Part(key, what, frozenset(caps))
 
 
@@ -72,8 +89,10 @@ PARTS: Mapping[str, tuple[Part, ...]] = MappingProxyType({
            "BUF_POOL"),
         _p("buffers_report", "the destroy report's buffer counts agree", "BUF_POOL",
            "DESTROY_REPORT"),
-        _p("slots", "request slots and receive WRs conserved per qpair", "RECEIVES"),
-        _p("states", "the request states account for every slot", "RECEIVES", "REQUESTS")),
+        _p("slots", "request slots and receive WRs conserved per qpair", "RECEIVES",
+           per_qpair_receives=True),
+        _p("states", "the request states account for every slot", "RECEIVES", "REQUESTS",
+           per_qpair_receives=True)),
     "LIVE-1": (
         _p("drain", "in liveness mode every capsule on a live qpair is answered within the "
                     "round bound"),),
@@ -110,7 +129,8 @@ PARTS: Mapping[str, tuple[Part, ...]] = MappingProxyType({
     "ERR-1": (
         _p("answered", "each malformed command gets exactly one response with its status, "
                        "its qpair keeps its state and the target keeps serving"),
-        _p("released", "its request slot and receive are released", "RECEIVES"),
+        _p("released", "its request slot and receive are released", "RECEIVES",
+           per_qpair_receives=True),
         _p("states", "no request is left outside the free state", "REQUESTS")),
     "SHUT-1": (
         _p("released", "a failed connection is released: the target drops its qpair and "
@@ -158,7 +178,7 @@ def part(prop: str, key: str) -> Part:
 
 def judged_parts(prop: str, desc: TargetDescription) -> tuple[Part, ...]:
     """The parts of ``prop`` the target's declared capabilities allow."""
-    return tuple(p for p in _parts(prop) if p.caps <= desc.caps)
+    return tuple(p for p in _parts(prop) if p.allowed(desc.caps))
 
 
 def _caps(caps: Iterable[str]) -> str:
@@ -169,10 +189,18 @@ def how_judged(prop: str, desc: TargetDescription) -> tuple[str, str]:
     """``(mode, why)``: how ``prop`` is judged for the target ``desc`` describes."""
     parts = _parts(prop)
     done = judged_parts(prop, desc)
-    left = [p for p in parts if p not in done]
+    excluded = [p for p in parts if p.unless & desc.caps]
+    left = [p for p in parts if p not in done and p not in excluded]
     lacking = frozenset().union(*(p.caps - desc.caps for p in left)) if left else frozenset()
     gaps = "; ".join(f"{p.what} (needs {_caps(p.caps - desc.caps)})" for p in left)
     white = [p for p in done if not p.black_box]
+    if excluded:
+        # parts the target's mode makes meaningless, whatever introspection it declares
+        reasons = "; ".join(dict.fromkeys(p.unless_why for p in excluded))
+        mode = WHITE_BOX if white else BLACK_BOX if done else NOT_JUDGED
+        rest = how_judged_without(prop, desc, excluded)
+        return mode, (f"{rest + '; ' if rest else ''}not judged in this mode "
+                      f"({reasons}): {'; '.join(p.what for p in excluded)}")
     if not left:
         if white:
             return WHITE_BOX, f"the target declares {_caps(NEEDS[prop])}"
@@ -188,13 +216,30 @@ def how_judged(prop: str, desc: TargetDescription) -> tuple[str, str]:
                         f"of it exists ({gaps})")
 
 
+def how_judged_without(prop: str, desc: TargetDescription, excluded: list[Part]) -> str:
+    """How the parts of ``prop`` other than ``excluded`` are judged, and which of them are
+    not for want of a capability ("" if there are none)."""
+    done = list(judged_parts(prop, desc))
+    left = [p for p in _parts(prop) if p not in done and p not in excluded]
+    white = [p for p in done if not p.black_box]
+    out = []
+    if done:
+        head = (f"the target declares {_caps(frozenset().union(*(p.caps for p in white)))}"
+                if white else "judged only from what the host and the fabric saw")
+        out.append(f"{head}: {'; '.join(p.what for p in done)}")
+    if left:
+        out.append("not judged: " + "; ".join(
+            f"{p.what} (needs {_caps(p.caps - desc.caps)})" for p in left))
+    return "; ".join(out)
+
+
 class Scope:
     """What may be judged for one target: ``scope("SM-1", "queues")`` is True when the
     target declares what that part reads."""
 
     def __init__(self, desc: TargetDescription):
         self.desc = desc
-        self._allowed = {(prop, p.key): p.caps <= desc.caps
+        self._allowed = {(prop, p.key): p.allowed(desc.caps)
                          for prop, parts in PARTS.items() for p in parts}
 
     def __call__(self, prop: str, key: str) -> bool:
@@ -232,7 +277,7 @@ class Judgement:
 #: command's plugin listen here; conformance never imports them.
 JUDGED_HOOKS: list[Callable[[Judgement], None]] = []
 
-_recorded: dict[tuple[str, str, str], Judgement] = {}
+_recorded: dict[tuple[str, str, str, bool], Judgement] = {}
 
 
 def record(props: Iterable[str], desc: TargetDescription) -> list[Judgement]:
@@ -242,7 +287,8 @@ def record(props: Iterable[str], desc: TargetDescription) -> list[Judgement]:
     for prop in props:
         mode, why = how_judged(prop, desc)
         j = Judgement(prop, mode, why, desc.name, desc.version)
-        key = (prop, desc.name, desc.version)
+        # a target judged in two modes (shared receive queues or not) is recorded in each
+        key = (prop, desc.name, desc.version, "SHARED_RECEIVES" in desc.caps)
         if _recorded.get(key) != j:
             _recorded[key] = j
             for hook in JUDGED_HOOKS:

@@ -65,11 +65,29 @@ PROPERTIES = ("ERR-1", "POOL-1", "POOL-2", "POOL-3", "LIVE-1", "DATA-1", "CRASH-
 FID_NUMBER_OF_QUEUES = 0x07
 #: Identify Controller: NN, the number of namespaces (bytes 519:516).
 NN_OFFSET = 516
+#: A command with FUSE 01b is the first of a fused operation (NVMe Base 2.0 3.4.2).  The two
+#: commands of a fused operation are submitted next to each other, and whether the first is
+#: part of a valid pair is known only from the command after it, so a target may hold a
+#: first command until the next capsule of its queue arrives (SPDK's rdma.c does:
+#: ``nvmf_rdma_check_fused_ordering``).  Its answer is judged once that next command (a
+#: well-formed one, not FUSE 10b) has been sent.
+FUSE_FIRST = W.FUSE_FIRST
 #: SGL1 of a command whose opcode has a direction but which moves no data (Get Features
 #: Number of Queues): a keyed data block of length 0, as Linux's host sends it.
 NO_DATA = W.SglDescriptor(0, 0, 0, W.SGL_TYPE_KEYED_DATA, W.SGL_SUBTYPE_ADDRESS)
 
 CapsuleSource = Callable[[ErrContext], MalformedCapsule] | MalformedCapsule
+
+#: kind -> statuses as right as the catalogue's (``strategies.malformed.KINDS``) for it,
+#: each with the reason, where the base specification describes the same fault under two
+#: codes and orders neither before the other.
+ALSO_RIGHT: dict[str, tuple[tuple[int, str], ...]] = {
+    # a last segment of length 0 describes no data, so the data SGL is shorter than the
+    # NLB blocks the command moves: NVMe Base 2.0 4.6.1.2 gives 0Dh for the descriptor ("may
+    # occur when ... a length of zero") and 0Fh for an SGL too short for its data
+    "last_segment_zero_length": ((W.SC_DATA_SGL_LENGTH_INVALID,
+                                  "the data SGL (0 bytes) is shorter than the data"),),
+}
 
 
 @dataclass(frozen=True)
@@ -138,7 +156,8 @@ class Outcome:
 
     @property
     def allowed(self) -> tuple[int, ...]:
-        return (self.malformed.expected_status, *KINDS[self.kind].alternatives)
+        return (self.malformed.expected_status, *KINDS[self.kind].alternatives,
+                *(status for status, _ in ALSO_RIGHT.get(self.kind, ())))
 
     def describe(self) -> str:
         m = self.malformed
@@ -291,6 +310,20 @@ class _Driver:
                         None if rsp is None else rsp.status,
                         result=0 if rsp is None else rsp.result)
 
+    def next_command(self, qp: int) -> tuple[FollowUp, list[Response]]:
+        """A well-formed Flush (IO) or Keep Alive (admin) as the command after a held one:
+        its follow-up, and every response the queue then had."""
+        cid = self.cid()
+        if qp == self.admin:
+            cap, what = Capsule(Opcode.KEEP_ALIVE, cid), "keep-alive after it"
+        else:
+            cap, what = Capsule(Opcode.FLUSH, cid, nsid=self.nsid), "flush after it"
+        self.send(qp, cap)
+        self.settle()
+        got = self.t.reap(qp) if self.t.qpair_info(qp) is not None else []
+        rsp = next((r for r in got if r.cid == cid), None)
+        return FollowUp(what, qp, cid, None if rsp is None else rsp.status), got
+
     def connect(self, qp: int, qid: int, cntlid: int) -> FollowUp:
         depth = self.t.qpair_info(qp).depth
         cap = connect_capsule(self.cid(), self.sub, qid=qid, cntlid=cntlid, sqsize=depth - 1)
@@ -391,6 +424,14 @@ def run_malformed(opts: TransportOptions, ns: Namespace, kind: str, source: Caps
         t.submit_bytes(qp, raw)
         drain = d.settle()
         responses = tuple(t.reap(qp)) if t.qpair_info(qp) is not None else ()
+        partner: list[FollowUp] = []
+        if (m.capsule.sqe.fuse == FUSE_FIRST and not any(r.cid == cid for r in responses)
+                and t.qpair_info(qp) is not None):
+            # the round that left it waiting made no progress by design: not a stall
+            d.drains.remove(drain)
+            nxt, got = d.next_command(qp)
+            partner.append(nxt)
+            responses += tuple(r for r in got if r.cid != nxt.cid)
         after = t.qpair_info(qp)
         released = d.snapshot()
         if "namespace_not_ready" in setup:
@@ -398,7 +439,7 @@ def run_malformed(opts: TransportOptions, ns: Namespace, kind: str, source: Caps
         state_after = QpState.ACTIVE if kind in CONNECTS else before.state
         out = Outcome(m, queue, raw, qp, cid, before, responses, after, state_after, drain,
                       released, t.options.wr_pool_capacity, t.options.num_shared_buffers)
-        out.same_qpair = d.follow_same(qp)
+        out.same_qpair = partner + d.follow_same(qp)
         return _finish(d, ns, out)
     finally:
         if t.alive:

@@ -12,6 +12,9 @@ verdicts are the CONN-1 checks of :mod:`conformance.checks` only.
   resources) and its ORD; IRD 0 is rejected (STS 07h Invalid IRD), otherwise the target asks
   for no more outstanding RDMA READs than the host offered.
 * ``test_queue_sizes_negotiate_the_smaller``: HRQSIZE and HSQSIZE drawn apart.
+* Sizes above what the target supports (``hrqsize_too_large``, ``hsqsize_too_large``) may
+  be rejected (05h / 04h) or accepted with the smaller depth as CRQSIZE: see
+  :data:`OVERSIZE_RULING`.
 * ``test_unknown_subnqn_is_refused`` and ``test_io_connect_joins_the_named_controller``:
   the Connect data is honoured (SUBNQN, CNTLID).
 
@@ -58,6 +61,26 @@ MAX_RD_ATOM = 16
 #: Connect data byte offsets (NVMe-oF 1.1 3.3, figure 20) an IPO names.
 IPO_CNTLID, IPO_SUBNQN = 16, 256
 INVALID_IRD = W.RDMA_STS_INVALID_IRD
+#: How CONN-1 judges a queue size above the target's maximum (HRQSIZE > CAP.MQES + 1 or
+#: HSQSIZE >= CAP.MQES + 1), decided on the transport binding's own terms:
+#:
+#: * NVMe/RDMA Transport 1.0, 3.3 (RDMA_CM_ACCEPT private data): the controller answers an
+#:   accepted request with CRQSIZE, the number of receive queue entries *it allocated* for
+#:   the host's command capsules - a field that would carry nothing if the controller had
+#:   to allocate exactly what HSQSIZE asked.  The reject status codes of the same section
+#:   name Invalid HSQSIZE (04h) and Invalid HRQSIZE (05h) but give no rule that a size
+#:   above the controller's limit must be rejected rather than accepted smaller.
+#: * What bounds the queue a host may use is the Fabrics Connect: an SQSIZE above CAP.MQES
+#:   is refused with Connect Invalid Parameters (NVMe-oF 1.1, 3.3), which the suite judges
+#:   separately (ERR-1 ``connect_sqsize_too_large``).
+#:
+#: So lowering is no violation: an oversize request is right if it is rejected with its STS
+#: or accepted with CRQSIZE = min(HRQSIZE, HSQSIZE + 1, CAP.MQES + 1) and a qpair that deep.
+#: A zero size is different: a queue of 0 (HRQSIZE 0) or 1 entry (HSQSIZE 0) cannot exist
+#: (NVMe Base 2.0 4.1.3: a queue has 2 entries at least) and must be rejected.
+OVERSIZE_RULING = ("oversize HRQSIZE/HSQSIZE: rejected 05h/04h or accepted with the lowered "
+                   "depth as CRQSIZE (NVMe/RDMA 1.0 3.3: CRQSIZE is what the controller "
+                   "allocated; no rule demands a reject)")
 PROP_CAP = 0x00
 FID_NUMBER_OF_QUEUES = 0x07
 
@@ -174,26 +197,37 @@ def negotiated_depth(record: bytes, lim: WireLimits) -> int:
 def _record_outcomes(r: W.CmRequestPrivateData, lim: WireLimits) -> set[int | str]:
     """What a 32-byte record gets (NVMe/RDMA 1.0 3.3): every STS one of its fields earns
     (the spec orders no check before another), or acceptance.  A queue holds 2 entries at
-    least (NVMe Base 2.0: HRQSIZE >= 2, HSQSIZE >= 1) and at most CAP.MQES + 1."""
+    least (NVMe Base 2.0: HRQSIZE >= 2, HSQSIZE >= 1); a size above CAP.MQES + 1 may also
+    be accepted with the depth lowered (:data:`OVERSIZE_RULING`)."""
     out: set[int | str] = set()
     if r.recfmt != 0:
         out.add(W.RDMA_STS_INVALID_RECFMT)
     if r.qid > lim.max_qid:
         out.add(W.RDMA_STS_INVALID_QID)
-    if not 2 <= r.hrqsize <= lim.max_queue_depth:
+    if r.hrqsize < 2:
         out.add(W.RDMA_STS_INVALID_HRQSIZE)
-    if not 1 <= r.hsqsize <= lim.max_queue_depth - 1:
+    if r.hsqsize < 1:
         out.add(W.RDMA_STS_INVALID_HSQSIZE)
-    return out or {"accept"}
+    if out:
+        return out
+    oversize: set[int | str] = set()
+    if r.hrqsize > lim.max_queue_depth:
+        oversize.add(W.RDMA_STS_INVALID_HRQSIZE)
+    if r.hsqsize > lim.max_queue_depth - 1:
+        oversize.add(W.RDMA_STS_INVALID_HSQSIZE)
+    return oversize | {"accept"}
 
 
 def cm_outcomes(record: bytes, expected: int | str, lim: WireLimits,
                 ird: int) -> tuple[int | str, ...]:
     """The answers ``record`` may get: ``expected`` (from ``cm_private_data``); for a record
     shorter than 32 bytes also what its zero-padded form gets (see the module docstring);
-    with IRD 0, STS 07h Invalid IRD (alone if the record is otherwise valid)."""
+    for a 32-byte record whose only fault is a size above the target's maximum, also
+    acceptance with the lowered depth (:data:`OVERSIZE_RULING`); with IRD 0, STS 07h
+    Invalid IRD (alone if the record is otherwise valid)."""
     out: set[int | str] = {expected}
-    if len(record) < W.CM_REQUEST_SIZE:
+    sizes = (W.RDMA_STS_INVALID_HRQSIZE, W.RDMA_STS_INVALID_HSQSIZE)
+    if len(record) < W.CM_REQUEST_SIZE or expected in sizes:
         out |= _record_outcomes(_padded(record), lim)
     if ird == 0:
         out = {INVALID_IRD} if out == {"accept"} else out | {INVALID_IRD}
@@ -358,4 +392,17 @@ def test_outcomes_of_a_short_record() -> None:
                                                 W.RDMA_STS_INVALID_HSQSIZE}
     assert negotiated_depth(W.CmRequestPrivateData(0, 0, 4, 9).encode(), lim) == 4
     assert negotiated_depth(W.CmRequestPrivateData(0, 0, 40, 30).encode(), lim) == 16
+    # oversize sizes may be lowered (OVERSIZE_RULING); zero sizes must be rejected
+    big = W.CmRequestPrivateData(0, 1, 40, 7, 1).encode()
+    assert set(cm_outcomes(big, W.RDMA_STS_INVALID_HRQSIZE, lim, 16)) == {
+        W.RDMA_STS_INVALID_HRQSIZE, "accept"}
+    wide = W.CmRequestPrivateData(0, 1, 8, 300, 1).encode()
+    assert set(cm_outcomes(wide, W.RDMA_STS_INVALID_HSQSIZE, lim, 16)) == {
+        W.RDMA_STS_INVALID_HSQSIZE, "accept"}
+    assert negotiated_depth(wide, lim) == 8
+    zero = W.CmRequestPrivateData(0, 1, 0, 7, 1).encode()
+    assert cm_outcomes(zero, W.RDMA_STS_INVALID_HRQSIZE, lim, 16) == (
+        W.RDMA_STS_INVALID_HRQSIZE,)
+    assert cm_outcomes(W.CmRequestPrivateData(0, 1, 8, 0, 1).encode(),
+                       W.RDMA_STS_INVALID_HSQSIZE, lim, 16) == (W.RDMA_STS_INVALID_HSQSIZE,)
     assert ConnInfo.REJECTED == 3 and ConnInfo.ESTABLISHED == 2

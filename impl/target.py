@@ -93,6 +93,8 @@ class Options:
     max_namespaces: int = 4
     max_memory_regions: int = 64
     defects: int = 0
+    srq: int = 0              # 1: a poll group's qpairs on a device share a receive queue
+    max_srq_depth: int = 0    # receive WRs per shared receive queue (0: the target's default)
 
     @classmethod
     def from_any(cls, value: Any = None, **overrides: Any) -> Options:
@@ -135,6 +137,11 @@ class Options:
         if int(b.lib.nrt_opts_fit(c)) == 0:
             return self
         return Options(**{f.name: int(getattr(c, f.name)) for f in dataclasses.fields(Options)})
+
+    def takes_srq(self, backend: Any = None) -> bool:
+        """True if the target keeps ``srq=1`` when fitting (it has a shared receive queue
+        mode); a target without one moves it to 0 (and refuses it at creation)."""
+        return self.__class__.from_any(self, srq=1).fitted(backend).srq == 1
 
     @property
     def max_wrs_per_request(self) -> int:
@@ -511,6 +518,10 @@ def event(kind: int, arg: int) -> int:
 CAPABILITIES: Mapping[str, int] = MappingProxyType({
     name[len("NRT_CAP_"):]: getattr(lib, name) for name in sorted(dir(lib))
     if name.startswith("NRT_CAP_") and isinstance(getattr(lib, name), int)})
+#: Capabilities that say how the target runs rather than what introspection it offers: a
+#: target declares them in the mode they describe (SHARED_RECEIVES: with ``srq``), and the
+#: judging leaves out what that mode makes meaningless.
+MODE_CAPABILITIES: frozenset[str] = frozenset({"SHARED_RECEIVES"})
 
 
 @dataclass(frozen=True)

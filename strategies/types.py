@@ -43,6 +43,8 @@ class TransportOptions:
     max_namespaces: int = 4
     max_memory_regions: int = 64
     defects: int = 0
+    srq: int = 0
+    max_srq_depth: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """Field name -> value, in struct order (ready for ``ffi.new("struct nrt_opts *")``)."""

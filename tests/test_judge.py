@@ -17,7 +17,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from conformance import judge, judging
 from conformance.judge import Run, verdicts
 from impl import Transport, backends
-from impl.target import CAPABILITIES, TargetDescription
+from impl.target import CAPABILITIES, MODE_CAPABILITIES, TargetDescription
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["pytester"]
@@ -29,7 +29,7 @@ def desc(*caps: str, name: str = "fewer") -> TargetDescription:
                              MappingProxyType({0: 0, 1: 0}), frozenset({(0, 1), (1, 0)}))
 
 
-EVERYTHING = desc(*CAPABILITIES)
+EVERYTHING = desc(*(set(CAPABILITIES) - MODE_CAPABILITIES))
 NOTHING = desc()
 
 
@@ -124,7 +124,7 @@ def test_defect_switches_need_a_target_that_declares_them() -> None:
 
 def test_builtin_target_describes_itself() -> None:
     d = judging.describe_target(backends.builtin())
-    assert d.name == "builtin" and d.caps == set(CAPABILITIES)
+    assert d.name == "builtin" and d.caps == set(CAPABILITIES) - MODE_CAPABILITIES
     assert d.state_names[d.free_state] == "FREE"
     assert all(judging.how_judged(p, d)[0] != judging.NOT_JUDGED for p in judging.PROPERTIES)
 

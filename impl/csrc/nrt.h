@@ -134,6 +134,10 @@
 #define NRT_CAP_KEEP_ALIVE      0x0400  /* keep-alive expiry (nrt_advance_time) */
 #define NRT_CAP_WR_CAP_EXACT    0x0800  /* pool capacity = the configured size exactly (CFG-1) */
 #define NRT_CAP_WR_HELD         0x1000  /* pool counts include held-by-requests and the audit */
+#define NRT_CAP_SHARED_RECEIVES 0x2000  /* running with shared receive queues (nrt_opts.srq):
+                                           receive WRs and request slots belong to a poll
+                                           group's SRQ, not to a qpair, so per-qpair receive
+                                           and slot counts are not the qpair's own */
 
 struct nrt_target_desc {
     char name[32];               /* "builtin", "spdk" */
@@ -198,6 +202,12 @@ struct nrt_opts {
     uint32_t max_namespaces;       /* per subsystem */
     uint32_t max_memory_regions;
     uint32_t defects;              /* NRT_DEFECT_* bit mask */
+    uint32_t srq;                  /* 1: the qpairs of a poll group on one device share a
+                                      receive queue (an SRQ) and its request slots; 0: each
+                                      qpair has its own.  A target without SRQs refuses 1
+                                      (and nrt_opts_fit moves it to 0) */
+    uint32_t max_srq_depth;        /* receive WRs (and request slots) of each SRQ; 0 = the
+                                      target's default; must be 0 without srq */
 };
 
 struct nrt_response {
@@ -379,7 +389,8 @@ uint64_t nrt_opts_min_buffers(const struct nrt_opts *opts);
 uint32_t nrt_opts_max_wrs_per_request(const struct nrt_opts *opts);
 /* Moves options into the space this target honours exactly as asked (the nearest values:
  * a target that would silently adjust a value or refuse it gets one it keeps); returns the
- * number of fields changed.  The built-in target changes nothing. */
+ * number of fields changed.  The built-in target changes only srq and max_srq_depth (to 0:
+ * it has no SRQ mode), so Options(srq=1).fitted() tells whether a target takes SRQs. */
 int nrt_opts_fit(struct nrt_opts *opts);
 /* 0 if the options would be accepted, else NRT_EINVAL with the reason in errbuf. */
 int nrt_opts_validate(const struct nrt_opts *opts, char *errbuf, size_t errlen);

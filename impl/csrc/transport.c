@@ -104,6 +104,11 @@ static uint32_t send_depth(const struct nrt_opts *o)
 
 int nrt_opts_validate(const struct nrt_opts *o, char *err, size_t len)
 {
+    /* receives and request slots are per qpair here (transport.c posts each qpair's own) */
+    if (o->srq || o->max_srq_depth)
+        return opt_fail(err, len, "the built-in target has no shared receive queue mode "
+                        "(srq = %u, max_srq_depth = %u): its receive WRs and request slots "
+                        "are per qpair", o->srq, o->max_srq_depth);
     RANGE(max_queue_depth, 2, 4096);   /* a queue has at least 2 entries (NVMe base 4.1.3) */
     RANGE(io_unit_size, 512, 131072);
     if (o->io_unit_size & (o->io_unit_size - 1))
@@ -1089,6 +1094,9 @@ int nrt_transport_buffer_arena(struct nrt_transport *t, uint8_t **arena, uint32_
 
 int nrt_opts_fit(struct nrt_opts *opts)
 {
-    (void)opts;   /* every option the strategies draw is honoured as asked or refused */
-    return 0;
+    /* every other option is honoured as asked or refused; SRQ mode does not exist here */
+    int changed = (opts->srq != 0) + (opts->max_srq_depth != 0);
+    opts->srq = 0;
+    opts->max_srq_depth = 0;
+    return changed;
 }

@@ -128,10 +128,10 @@ int sv_qp_to_error(struct sv_fabric *f, uint32_t qp_num)
     struct sv_qp *qp = fault_qp(f, qp_num, "sv_qp_to_error");
     if (!qp)
         return f ? -ENOENT : -EINVAL;
-    int was_err = qp->qp.state == IBV_QPS_ERR;
-    sv__qp_error(qp);
-    if (!qp->host && !was_err)
+    /* the fatal error is reported first; a QP on an SRQ then reports its last WQE */
+    if (!qp->host && qp->qp.state != IBV_QPS_ERR)
         sv__async(qp->ctx, IBV_EVENT_QP_FATAL, qp);
+    sv__qp_error(qp);
     return 0;
 }
 

@@ -337,6 +337,12 @@ void sv__qp_error(struct sv_qp *qp)
     sv__qp_flush(qp);
     if (qp->host)
         sv__host_qp_error(qp->host);
+    /* A QP on an SRQ that enters the error state takes no more receives from it once its
+     * last WQE has completed - here at once, its send queue flushed above - and the verbs
+     * consumer is told so (IBV_EVENT_QP_LAST_WQE_REACHED, InfiniBand 1.4 11.6.3): a
+     * consumer such as SPDK waits for it before destroying the QP. */
+    else if (qp->srq)
+        sv__async(qp->ctx, IBV_EVENT_QP_LAST_WQE_REACHED, qp);
 }
 
 void sv__qp_set_state(struct sv_qp *qp, enum ibv_qp_state s)

@@ -895,6 +895,10 @@ static uint32_t pow2_at_least(uint32_t v)
         }                                                                                  \
     } while (0)
 
+/* The most receive WRs an SRQ of a simverbs device holds (its max_srq_wr): the SRQ depth
+ * rdma.c asks for is lowered to it. */
+#define NRT_SPDK_MAX_SRQ_WR 4096u
+
 /* The options SPDK's transport keeps exactly as given (transport.c and nvmf_rdma_create
  * silently raise or lower the rest, or refuse them). */
 int nrt_opts_fit(struct nrt_opts *o)
@@ -922,6 +926,13 @@ int nrt_opts_fit(struct nrt_opts *o)
     FIT(num_shared_buffers, bufs);
     FIT(max_sgl_descriptors, 16);   /* rdma.c's MSDBD */
     FIT(defects, 0);
+    /* SRQ: on or off (rdma.c's no_srq); its depth is clamped by nvmf_rdma_poller_create to
+     * the device's max_srq_wr, and a depth without an SRQ means nothing */
+    FIT(srq, o->srq != 0);
+    if (!o->srq)
+        FIT(max_srq_depth, 0);
+    else if (o->max_srq_depth > NRT_SPDK_MAX_SRQ_WR)
+        FIT(max_srq_depth, NRT_SPDK_MAX_SRQ_WR);
 #if HAVE_DATA_WR_POOL_SIZE
     uint64_t pool = o->wr_pool_size ? o->wr_pool_size : (uint64_t)o->max_queue_depth * o->wr_pool_multiplier;
     uint64_t floor = (uint64_t)SPDK_NVMF_MAX_SGL_ENTRIES * 2 * groups;
@@ -946,6 +957,18 @@ int nrt_opts_validate(const struct nrt_opts *o, char *err, size_t len)
     else if (o->defects) {
         snprintf(buf, sizeof(buf), "the spdk target has no defect switches (defects = 0x%x)",
                  o->defects);
+        why = buf;
+    }
+    else if (o->srq > 1)
+        why = "srq must be 0 (a receive queue per qpair) or 1 (shared receive queues)";
+    else if (!o->srq && o->max_srq_depth) {
+        snprintf(buf, sizeof(buf), "max_srq_depth = %u without srq: there is no shared "
+                 "receive queue to size", o->max_srq_depth);
+        why = buf;
+    }
+    else if (o->max_srq_depth > 0xFFFF) {
+        snprintf(buf, sizeof(buf), "max_srq_depth = %u does not fit rdma.c's 16-bit SRQ depth",
+                 o->max_srq_depth);
         why = buf;
     }
 #if !HAVE_DATA_WR_POOL_SIZE
@@ -1046,9 +1069,17 @@ static struct nrt_transport *refuse(struct nrt_transport *t, char *err, size_t l
 
 static int build_transport_specific(struct nrt_transport *t)
 {
-    /* rdma.c reads its own options from a JSON object; SRQ stays off so that receives and
-     * request slots are per qpair, as the built-in target has them */
-    snprintf(t->json, sizeof(t->json), "{\"no_srq\": true}");
+    /* rdma.c reads its own options from a JSON object: srq maps onto no_srq (off: receives
+     * and request slots per qpair, as the built-in target has them; on: one SRQ and its
+     * requests per poll group and device, nvmf_rdma_poller_create), max_srq_depth onto
+     * max_srq_depth (0: rdma.c's default) */
+    if (!t->o.srq)
+        snprintf(t->json, sizeof(t->json), "{\"no_srq\": true}");
+    else if (!t->o.max_srq_depth)
+        snprintf(t->json, sizeof(t->json), "{\"no_srq\": false}");
+    else
+        snprintf(t->json, sizeof(t->json), "{\"no_srq\": false, \"max_srq_depth\": %u}",
+                 t->o.max_srq_depth);
     ssize_t n = spdk_json_parse(t->json, strlen(t->json), t->json_vals,
                                 sizeof(t->json_vals) / sizeof(t->json_vals[0]), NULL,
                                 SPDK_JSON_PARSE_FLAG_DECODE_IN_PLACE);
@@ -1403,11 +1434,23 @@ int nrt_qpair_by_qp_num(struct nrt_transport *t, uint32_t qp_num)
     return core_fail(t, NRT_ENOENT, "no qpair with QP number %u", qp_num);
 }
 
-/* The requests of one qpair: with SRQ off, its own resources. */
+/* The requests of one qpair: with SRQ off, its own resources; with SRQ on, the poller's
+ * shared ones (rdma.c's nvmf_rdma_qpair_initialize), among which a request is the qpair's
+ * while its req.qpair names it. */
 static struct spdk_nvmf_rdma_resources *res_of(struct core_qpair *cq)
 {
     struct spdk_nvmf_rdma_qpair *rq = rq_of(cq);
     return rq->resources ? rq->resources : (rq->poller ? rq->poller->resources : NULL);
+}
+
+/* How many request objects res_of() holds: the qpair's depth, or the SRQ's depth (as
+ * rdma.c's nvmf_rdma_qpair_destroy walks them). */
+static uint32_t res_count(struct core_qpair *cq)
+{
+    struct spdk_nvmf_rdma_qpair *rq = rq_of(cq);
+    if (rq->srq)
+        return rq->poller ? rq->poller->max_srq_depth : 0;
+    return rq->max_queue_depth;
 }
 
 static uint32_t stailq_len_rdma(struct spdk_nvmf_rdma_request *first)
@@ -1457,7 +1500,9 @@ static uint32_t core_used(struct core_qpair *cq)
     struct spdk_nvmf_rdma_qpair *rq = rq_of(cq);
     struct spdk_nvmf_rdma_resources *res = res_of(cq);
     uint32_t n = 0;
-    for (uint32_t i = 0; res && i < rq->max_queue_depth; i++)
+    uint32_t count = res_count(cq);
+    (void)rq;
+    for (uint32_t i = 0; res && i < count; i++)
         n += req_of_qpair(cq, &res->reqs[i]);
     return n;
 }
@@ -1495,7 +1540,7 @@ int nrt_qpair_info(struct nrt_transport *t, int qpair, struct nrt_qpair_info *ou
     struct spdk_nvmf_rdma_resources *res = res_of(cq);
     if (res && rq->max_queue_depth) {
         out->req_states[RDMA_REQUEST_STATE_FREE] = out->slots_free;
-        for (uint32_t i = 0; i < rq->max_queue_depth; i++) {
+        for (uint32_t i = 0; i < res_count(cq); i++) {
             struct spdk_nvmf_rdma_request *rr = &res->reqs[i];
             if (req_of_qpair(cq, rr) && rr->state < NRT_MAX_STATES)
                 out->req_states[rr->state]++;
@@ -1511,8 +1556,9 @@ int nrt_qpair_requests(struct nrt_transport *t, int qpair, struct nrt_request_in
         return core_fail(t, NRT_ENOENT, "no qpair %d", qpair);
     struct spdk_nvmf_rdma_qpair *rq = rq_of(cq);
     struct spdk_nvmf_rdma_resources *res = res_of(cq);
-    uint32_t n = 0;
-    for (uint32_t i = 0; res && i < rq->max_queue_depth; i++) {
+    uint32_t n = 0, count = res_count(cq);
+    (void)rq;
+    for (uint32_t i = 0; res && i < count; i++) {
         struct spdk_nvmf_rdma_request *rr = &res->reqs[i];
         if (!req_of_qpair(cq, rr))
             continue;
@@ -1708,7 +1754,6 @@ static const struct state_name STATES[] = {
 
 int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
 {
-    (void)t;
     memset(out, 0, sizeof(*out));
     snprintf(out->name, sizeof(out->name), "spdk");
     snprintf(out->version, sizeof(out->version), "%s", NRT_SPDK_COMMIT);
@@ -1723,6 +1768,9 @@ int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
 #if HAVE_DATA_WR_POOL_SIZE
     out->caps |= NRT_CAP_WR_CAP_EXACT;
 #endif
+    /* with SRQs a qpair's receives and request objects are its poll group's (per device) */
+    if (t && t->o.srq)
+        out->caps |= NRT_CAP_SHARED_RECEIVES;
     out->num_states = RDMA_REQUEST_NUM_STATES < NRT_MAX_STATES ? RDMA_REQUEST_NUM_STATES
                                                                : NRT_MAX_STATES;
     out->free_state = RDMA_REQUEST_STATE_FREE;

@@ -933,9 +933,13 @@ static int t_srq_shared(void)
     TRY(expect_async(r.ctx, IBV_EVENT_SRQ_LIMIT_REACHED));
     struct ibv_async_event ev;
     CHECK(ibv_get_async_event(r.ctx, &ev) < 0);
-    /* one QP's error does not flush the SRQ */
+    /* one QP's error does not flush the SRQ; the QP reports its fatal error, then that it
+     * takes no more receives from the SRQ (last WQE reached) */
     CHECK_EQ(sv_qp_to_error(r.f, t1->qp_num), 0);
     TRY(expect_empty(cq));
+    TRY(expect_async(r.ctx, IBV_EVENT_QP_FATAL));
+    TRY(expect_async(r.ctx, IBV_EVENT_QP_LAST_WQE_REACHED));
+    CHECK(ibv_get_async_event(r.ctx, &ev) < 0);
     CHECK_EQ(post_send_wr(r.b, IBV_WR_SEND, 4, r.mem + 4096, 8, r.mr->lkey, 0, 0, 0), 0);
     CHECK_EQ(sv_qp_execute(r.f, r.b->qp_num), 1);
     CHECK_EQ(poll1(cq, &wc), 1);
