@@ -685,7 +685,11 @@ struct qpair *wc_handle(struct nrt_transport *t, const struct ibv_wc *wc)
         qp->signaled_outstanding--;
         if (!ok)
             qp_set_error(t, qp);
-        req_process(t, r);
+        /* A successful READ with others of its request still outstanding moves nothing:
+         * in TRANSFERRING_H2C, req_process (and the abort step of a failed qpair) waits
+         * for the last one, so the call is skipped. */
+        if (!ok || r->state != NRT_REQ_TRANSFERRING_H2C || r->wrs_outstanding == 0)
+            req_process(t, r);
         break;
     }
     case WRK_SEND: {
