@@ -167,9 +167,9 @@ static void wr_layout(struct nrt_transport *t, struct request *r)
                 pieces++;
             }
             wr->req = r;
-            /* wr_id and sg_list were set when the transport was created, and nothing
-             * writes the fields not set here: the WR is the one a compound literal with
-             * these members would give */
+            /* wr_id and sg_list were set when the transport was created, next is set
+             * by post_chain before every post, and nothing writes the other fields: the
+             * WR is the one a compound literal with these members would give */
             wr->wr.num_sge = (int)pieces;
             wr->wr.opcode = opcode;
             wr->wr.send_flags = flags;
