@@ -26,11 +26,12 @@ Configuration (one transport for all four workloads):
 ``--ios N`` is the IO count of the 4 KiB workloads; larger workloads move the same bytes
 (``N x 4 KiB / io_bytes`` IOs), but never fewer than ``4 x qd`` IOs.
 
-Reading the ratios: ``nrt_memcpy_baseline`` copies every IO through the *same* bounce
-buffers (the first ones of the buffer arena), which stay cache-hot, while the target - like
-any transport with ``qd`` IOs in flight - cycles through ``qd`` different sets of buffers.
-At 128 KiB and 1 MiB that difference in cache footprint, not per-IO bookkeeping, is most of
-the gap; at 4 KiB the per-IO bookkeeping dominates.
+Reading the ratios: ``nrt_memcpy_baseline`` copies IO ``i`` of slot ``i mod qd`` through
+that slot's own run of io-unit buffers (contiguous in the arena), the same host range and
+the same LBAs as the target's IO in that slot, so both have the same ``qd``-wide cache
+footprint for data; the target's buffers come from its pool (any order) and it touches its
+own state besides (requests, WRs, queues, CQEs).  At 128 KiB and 1 MiB the copies
+dominate; at 4 KiB the per-IO bookkeeping does.
 
 The table goes to stdout, progress to stderr; the last line of stdout is one JSON object
 with ``ns_per_io_<w>`` (target, best) and ``ratio_<w>`` (target / memcpy, best over best)

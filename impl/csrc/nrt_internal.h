@@ -188,6 +188,7 @@ struct poll_group {
 struct nrt_transport {
     struct nrt_opts o;
     char err[NRT_ERRMSG_LEN];
+    uint32_t ius_shift;         /* log2(io_unit_size), a power of two */
     uint32_t max_bufs_per_req;
     uint32_t max_wrs_per_req;
     uint64_t wr_expected;       /* what the destroy check expects back */

@@ -91,6 +91,18 @@ void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n)
 {
     struct pool_cache *c = &p->caches[group];
     uint32_t cap = p->cache_size + p->max_get + 1;
+    /* The usual put: one chunk, the loop's first pass.  An empty put changes nothing,
+     * not even a cache a failed get left above cache_size. */
+    if (n && n <= cap - c->count) {
+        for (uint32_t i = 0; i < n; i++)
+            c->objs[c->count + i] = objs[i];
+        c->count += n;
+        if (c->count > p->cache_size) {
+            ring_push(p, &c->objs[p->cache_size], c->count - p->cache_size);
+            c->count = p->cache_size;
+        }
+        return;
+    }
     while (n) {
         uint32_t chunk = cap - c->count < n ? cap - c->count : n;
         for (uint32_t i = 0; i < chunk; i++)

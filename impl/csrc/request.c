@@ -143,19 +143,23 @@ static uint16_t parse(struct nrt_transport *t, struct request *r)
 
 static void wr_layout(struct nrt_transport *t, struct request *r)
 {
-    uint32_t ius = t->o.io_unit_size, n = 0, off = 0;
-    uint32_t lkey = r->qp->dev->buf_mr->lkey;
+    /* io_unit_size is a power of two (nrt_opts_validate): shifts and masks, no divisions */
+    uint32_t ius = t->o.io_unit_size, mask = ius - 1, shift = t->ius_shift, n = 0, off = 0;
+    uint32_t lkey = r->qp->dev->buf_mr->lkey, max_sge = t->o.max_sge;
+    enum ibv_wr_opcode opcode = r->xfer == 1 ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
+    unsigned int flags = r->xfer == 1 ? IBV_SEND_SIGNALED : 0;
     for (uint32_t d = 0; d < r->ndesc; d++) {
         uint32_t remaining = r->desc[d].len;
         uint64_t raddr = r->desc[d].addr;
         while (remaining) {
             struct data_wr *wr = &t->wrs[r->wrs[n++]];
             uint32_t len = 0, pieces = 0;
-            while (remaining && pieces < t->o.max_sge) {
-                uint32_t at = off + len, room = ius - at % ius;
+            while (remaining && pieces < max_sge) {
+                uint32_t at = off + len, room = ius - (at & mask);
                 uint32_t piece = remaining < room ? remaining : room;
-                wr->sge[pieces].addr =
-                    (uintptr_t)(t->buf_arena + (size_t)r->bufs[at / ius] * ius + at % ius);
+                wr->sge[pieces].addr = (uintptr_t)(t->buf_arena +
+                                                   ((size_t)r->bufs[at >> shift] << shift) +
+                                                   (at & mask));
                 wr->sge[pieces].length = piece;
                 wr->sge[pieces].lkey = lkey;
                 len += piece;
@@ -163,11 +167,14 @@ static void wr_layout(struct nrt_transport *t, struct request *r)
                 pieces++;
             }
             wr->req = r;
-            wr->wr = (struct ibv_send_wr){
-                .wr_id = (uintptr_t)&wr->kind, .sg_list = wr->sge, .num_sge = (int)pieces,
-                .opcode = r->xfer == 1 ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE,
-                .send_flags = r->xfer == 1 ? IBV_SEND_SIGNALED : 0,
-                .wr.rdma = {.remote_addr = raddr, .rkey = r->desc[d].key}};
+            /* wr_id and sg_list were set when the transport was created, next is set
+             * by post_chain before every post, and nothing writes the other fields: the
+             * WR is the one a compound literal with these members would give */
+            wr->wr.num_sge = (int)pieces;
+            wr->wr.opcode = opcode;
+            wr->wr.send_flags = flags;
+            wr->wr.wr.rdma.remote_addr = raddr;
+            wr->wr.wr.rdma.rkey = r->desc[d].key;
             wr->data_off = off;
             wr->len = len;
             off += len;
@@ -197,11 +204,11 @@ static bool wrs_claim(struct nrt_transport *t, struct request *r)
  * pieces takes ceil(p / max_sge) WRs. */
 static uint32_t wr_count(const struct nrt_transport *t, const struct request *r)
 {
-    uint32_t ius = t->o.io_unit_size, n = 0, off = 0;
+    uint32_t shift = t->ius_shift, max_sge = t->o.max_sge, n = 0, off = 0;
     for (uint32_t d = 0; d < r->ndesc; d++) {
         uint32_t len = r->desc[d].len;
-        uint32_t pieces = (off + len - 1) / ius - off / ius + 1;
-        n += (pieces + t->o.max_sge - 1) / t->o.max_sge;
+        uint32_t pieces = ((off + len - 1) >> shift) - (off >> shift) + 1;
+        n += pieces <= max_sge ? 1 : (pieces + max_sge - 1) / max_sge;
         off += len;
     }
     return n;
@@ -210,7 +217,7 @@ static uint32_t wr_count(const struct nrt_transport *t, const struct request *r)
 static bool acquire_data(struct nrt_transport *t, struct request *r)
 {
     uint32_t g = r->qp->group;
-    uint32_t nbufs = (r->length + t->o.io_unit_size - 1) / t->o.io_unit_size;
+    uint32_t nbufs = (r->length + t->o.io_unit_size - 1) >> t->ius_shift;
     uint32_t nwrs = wr_count(t, r);
     if (!pool_get(&t->wr_pool, g, r->wrs, nwrs))
         return false;
@@ -230,9 +237,9 @@ static bool acquire_data(struct nrt_transport *t, struct request *r)
     r->nbufs = nbufs;
     r->wrs_posted = 0;
     r->wrs_outstanding = 0;
-    uint32_t ius = t->o.io_unit_size;
+    uint32_t ius = t->o.io_unit_size, shift = t->ius_shift;
     for (uint32_t i = 0; i < nbufs; i++) {
-        r->iov[i].iov_base = t->buf_arena + (size_t)r->bufs[i] * ius;
+        r->iov[i].iov_base = t->buf_arena + ((size_t)r->bufs[i] << shift);
         r->iov[i].iov_len = i + 1 < nbufs ? ius : r->length - i * ius;
     }
     wr_layout(t, r);
@@ -581,7 +588,7 @@ void qp_start_incoming(struct nrt_transport *t, struct qpair *qp)
         r->cmd.cdw0 = r->cmd.cdw1 = 0;
         r->cmd.dnr = false;
         r->status = 0;
-        qp->sqhd = (uint16_t)((qp->sqhd + 1) % qp->depth);
+        qp->sqhd = (uint16_t)(qp->sqhd + 1u == qp->depth ? 0 : qp->sqhd + 1u);
         t->groups[qp->group].stats.requests++;
         req_set_state(t, r, NRT_REQ_NEW);
         req_process(t, r);
@@ -678,7 +685,11 @@ struct qpair *wc_handle(struct nrt_transport *t, const struct ibv_wc *wc)
         qp->signaled_outstanding--;
         if (!ok)
             qp_set_error(t, qp);
-        req_process(t, r);
+        /* A successful READ with others of its request still outstanding moves nothing:
+         * in TRANSFERRING_H2C, req_process (and the abort step of a failed qpair) waits
+         * for the last one, so the call is skipped. */
+        if (!ok || r->state != NRT_REQ_TRANSFERRING_H2C || r->wrs_outstanding == 0)
+            req_process(t, r);
         break;
     }
     case WRK_SEND: {

@@ -861,6 +861,63 @@ static void wl_capsule(const struct nrt_workload *w, const struct wl *g, uint32_
     sqe->sgl1.unkeyed.type_subtype = NVME_SGL_TYPE_LAST_SEGMENT << 4 | NVME_SGL_SUBTYPE_OFFSET;
 }
 
+/* Executes everything pending on one QP's send queue (the loop of execute() calls). */
+static int execute_all(struct nrt_rig *r, uint32_t qpn)
+{
+    if (!qpn)
+        return 0;
+    int n = sv_qp_execute_all(r->f, qpn, INT32_MAX);
+    if (n <= 0)
+        return 0;
+    r->progress += (uint64_t)n;
+    return n;
+}
+
+/* The workload's host posts its SENDs the way an initiator does: unsignaled, but for one
+ * in every `every`, any that takes the last free send-queue slot and the workload's last
+ * one (so no slot stays held after it), whose completions release the slots of the
+ * unsignaled ones before them (RC).  A SEND refused for want of a slot waits in `ready`
+ * and goes out, in order, once a completion frees one. */
+struct wl_host {
+    uint64_t total;              /* SENDs the workload makes */
+    uint32_t depth;              /* the host's send depth */
+    uint32_t every;              /* one signaled SEND in every this many */
+    uint32_t since_signaled;     /* unsignaled SENDs posted since the last signaled one */
+    uint64_t posted, released;   /* SEND sequence numbers: posted, slots released below */
+    uint16_t *ready;             /* CIDs answered and not yet re-sent, oldest first */
+    uint32_t ready_head, ready_count;
+};
+
+static int wl_send(struct nrt_rig *r, struct conn *c, struct wl_host *h, const uint8_t *capsule,
+                   uint32_t len)
+{
+    bool last_slot = h->posted - h->released + 1 >= h->depth;
+    bool signaled = last_slot || h->posted + 1 >= h->total || h->since_signaled + 1 >= h->every;
+    int rc = sv_host_send_signaled(r->f, c->hconn, capsule, len, h->posted, signaled);
+    if (rc < 0)
+        return rc;
+    h->posted++;
+    h->since_signaled = signaled ? 0 : h->since_signaled + 1;
+    return 0;
+}
+
+/* Re-sends the answered CIDs while the send queue has room; -EAGAIN keeps the rest. */
+static int wl_send_ready(struct nrt_rig *r, struct conn *c, struct wl_host *h,
+                         const uint8_t *caps, uint32_t caplen, uint32_t qd)
+{
+    while (h->ready_count) {
+        uint16_t cid = h->ready[h->ready_head];
+        int rc = wl_send(r, c, h, caps + (size_t)cid * caplen, caplen);
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc < 0)
+            return rc;
+        h->ready_head = h->ready_head + 1 == qd ? 0 : h->ready_head + 1;
+        h->ready_count--;
+    }
+    return 0;
+}
+
 int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workload *w)
 {
     struct wl g;
@@ -869,36 +926,43 @@ int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workl
         return rc;
     struct conn *c = g.c;
     uint8_t *caps = malloc((size_t)g.qd * g.caplen);
-    if (!caps)
+    uint16_t *ready = malloc((size_t)g.qd * sizeof(*ready));
+    if (!caps || !ready) {
+        free(caps);
+        free(ready);
         return rig_fail(r, NRT_ENOMEM, "out of memory");
+    }
     for (uint32_t s = 0; s < g.qd; s++)
         wl_capsule(w, &g, s, caps + (size_t)s * g.caplen);
+    struct wl_host h = {.total = w->ios, .depth = c->depth, .every = c->depth / 2 ? c->depth / 2 : 1,
+                        .ready = ready};
     nrt_bdev_set_auto(r->t, 1);
     struct sv_host_completion wc[32];
     uint64_t submitted = 0, completed = 0;
     int64_t result = 0;
     for (uint32_t s = 0; s < g.qd && submitted < w->ios; s++, submitted++)
-        if (sv_host_send(r->f, c->hconn, caps + (size_t)s * g.caplen, g.caplen, s) < 0) {
+        if (wl_send(r, c, &h, caps + (size_t)s * g.caplen, g.caplen) < 0) {
             result = rig_fail(r, NRT_ESTATE, "workload send failed: %s", sv_error(r->f));
             goto out;
         }
     while (completed < w->ios) {
         uint64_t before = nrt_rig_progress(r);
-        while (execute(r, c->host_qpn))
-            ;
+        execute_all(r, c->host_qpn);
         rig_poll(r, g.group);
-        while (execute(r, c->target_qpn))
-            ;
+        execute_all(r, c->target_qpn);
         rig_poll(r, g.group);
         int n;
         while ((n = sv_host_poll(r->f, c->hconn, wc, 32)) > 0) {
             for (int i = 0; i < n; i++) {
-                if (wc[i].opcode != IBV_WC_RECV)
-                    continue;
                 if (wc[i].status != IBV_WC_SUCCESS) {
-                    result = rig_fail(r, NRT_ESTATE, "workload receive failed: status %u",
+                    result = rig_fail(r, NRT_ESTATE, "workload %s failed: status %u",
+                                      wc[i].opcode == IBV_WC_RECV ? "receive" : "send",
                                       wc[i].status);
                     goto out;
+                }
+                if (wc[i].opcode != IBV_WC_RECV) {
+                    h.released = wc[i].wr_id + 1;   /* this SEND's slot and those before */
+                    continue;
                 }
                 const struct nvme_cqe *cqe = (const struct nvme_cqe *)wc[i].data;
                 if (cqe->cid >= g.qd) {
@@ -913,14 +977,15 @@ int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workl
                 }
                 completed++;
                 if (submitted < w->ios) {
-                    if (sv_host_send(r->f, c->hconn, caps + (size_t)cqe->cid * g.caplen,
-                                     g.caplen, cqe->cid) < 0) {
-                        result = rig_fail(r, NRT_ESTATE, "workload send failed: %s",
-                                          sv_error(r->f));
-                        goto out;
-                    }
+                    uint32_t tail = h.ready_head + h.ready_count;
+                    h.ready[tail >= g.qd ? tail - g.qd : tail] = cqe->cid;
+                    h.ready_count++;
                     submitted++;
                 }
+            }
+            if (wl_send_ready(r, c, &h, caps, g.caplen, g.qd) < 0) {
+                result = rig_fail(r, NRT_ESTATE, "workload send failed: %s", sv_error(r->f));
+                goto out;
             }
         }
         if (nrt_rig_progress(r) == before) {
@@ -933,6 +998,7 @@ int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workl
 out:
     nrt_bdev_set_auto(r->t, 0);
     free(caps);
+    free(ready);
     return result;
 }
 

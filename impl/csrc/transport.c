@@ -295,9 +295,14 @@ struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *er
         list_init(&t->groups[i].pending_buf);
         list_init(&t->groups[i].qpairs);
     }
+    while ((1u << t->ius_shift) < opts->io_unit_size)
+        t->ius_shift++;
     for (uint64_t i = 0; i < cap; i++) {
         t->wrs[i].kind = WRK_DATA;
         t->wrs[i].sge = &t->wr_sges[i * opts->max_sge];
+        /* the constant part of the data WR; wr_layout fills the rest at each use */
+        t->wrs[i].wr.wr_id = (uintptr_t)&t->wrs[i].kind;
+        t->wrs[i].wr.sg_list = t->wrs[i].sge;
     }
     return t;
 }

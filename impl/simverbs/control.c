@@ -57,6 +57,23 @@ int sv_qp_execute(struct sv_fabric *f, uint32_t qp_num)
     return sv__qp_exec(qp);
 }
 
+int sv_qp_execute_all(struct sv_fabric *f, uint32_t qp_num, int max)
+{
+    if (SV_UNLIKELY(!f || max < 0))
+        return -EINVAL;
+    struct sv_qp *qp = sv__qp_find(f, qp_num);
+    if (SV_UNLIKELY(!qp)) {
+        sv__err(f, "sv_qp_execute_all: no QP %u", qp_num);
+        return -ENOENT;
+    }
+    /* exactly the sv_qp_execute calls a caller would make until one returns 0: an
+     * execution never destroys its own QP, so the lookup holds for the whole run */
+    int n = 0;
+    while (n < max && sv__qp_exec(qp) > 0)
+        n++;
+    return n;
+}
+
 int sv_qp_index(struct sv_fabric *f, uint32_t qp_num)
 {
     if (!f)

@@ -134,8 +134,9 @@ static int op_supported(enum ibv_wr_opcode op)
 
 static uint32_t peer_of(const struct sv_qp *qp) { return qp->peer_qpn; }
 
-/* An error QP completes every post at once, flushed, in order. */
-static int post_send_flush(struct sv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
+/* An error QP completes every post at once, flushed, in order.  (Out of line: the error
+ * paths keep the posting fast path's registers free.) */
+static __attribute__((noinline, cold)) int post_send_flush(struct sv_qp *qp, struct ibv_send_wr *wr, struct ibv_send_wr **bad)
 {
     for (; wr; wr = wr->next) {
         if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->max_send_sge || !op_supported(wr->opcode)) {
@@ -246,6 +247,21 @@ static inline int rq_post(struct sv_rq *rq, const struct ibv_recv_wr *wr)
     return 0;
 }
 
+/* An error QP flushes every receive posted to it at once, in order (out of line). */
+static __attribute__((noinline, cold)) int post_recv_flush(struct sv_qp *qp, struct ibv_recv_wr *wr,
+                                                           struct ibv_recv_wr **bad)
+{
+    for (; wr; wr = wr->next) {
+        if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->rq.max_sge) {
+            *bad = wr;
+            return EINVAL;
+        }
+        qp->posts_recv++;
+        complete(qp, qp->rcq, wr->wr_id, IBV_WC_WR_FLUSH_ERR, IBV_WC_RECV, 0, 0, 0, peer_of(qp));
+    }
+    return 0;
+}
+
 static int do_post_recv(struct sv_qp *qp, struct ibv_recv_wr *wr, struct ibv_recv_wr **bad)
 {
     if (SV_UNLIKELY(qp->fail_posts)) {
@@ -260,17 +276,9 @@ static int do_post_recv(struct sv_qp *qp, struct ibv_recv_wr *wr, struct ibv_rec
         *bad = wr;
         return EINVAL;
     }
-    int err = SV_UNLIKELY(qp->qp.state == IBV_QPS_ERR);
+    if (SV_UNLIKELY(qp->qp.state == IBV_QPS_ERR))
+        return post_recv_flush(qp, wr, bad);
     for (; wr; wr = wr->next) {
-        if (SV_UNLIKELY(err)) {
-            if (wr->num_sge < 0 || (uint32_t)wr->num_sge > qp->rq.max_sge) {
-                *bad = wr;
-                return EINVAL;
-            }
-            qp->posts_recv++;
-            complete(qp, qp->rcq, wr->wr_id, IBV_WC_WR_FLUSH_ERR, IBV_WC_RECV, 0, 0, 0, peer_of(qp));
-            continue;
-        }
         int rc = rq_post(&qp->rq, wr);
         if (SV_UNLIKELY(rc)) {
             *bad = wr;
@@ -594,11 +602,18 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
         f->st.rnr_waits++;
         return 0;
     }
+    /* Single-SGE sides (the usual capsule and response) are checked and translated in
+     * one step (sge_at); the checks and their order are those of sges_ok. */
     int inl = w->flags & SV_WQE_INLINE;
-    if (!inl && SV_UNLIKELY(!sges_ok(f, qp->pd, w->sge, w->num_sge, 0)))
+    const uint8_t *sp = inl ? w->data : NULL;
+    if (!inl && SV_UNLIKELY(w->num_sge == 1 ? !sge_at(f, qp->pd, &w->sge[0], 0, (uint8_t **)&sp)
+                                           : !sges_ok(f, qp->pd, w->sge, w->num_sge, 0)))
         return sq_fail(qp, w, IBV_WC_LOC_PROT_ERR);
     struct sv_rwqe *r = sv_rq_slot(rq, rq->head);
-    if (SV_UNLIKELY(!sges_ok(f, peer->pd, r->sge, r->num_sge, IBV_ACCESS_LOCAL_WRITE))) {
+    uint8_t *dp = NULL;
+    int rone = r->num_sge == 1;
+    if (SV_UNLIKELY(rone ? !sge_at(f, peer->pd, &r->sge[0], IBV_ACCESS_LOCAL_WRITE, &dp)
+                         : !sges_ok(f, peer->pd, r->sge, r->num_sge, IBV_ACCESS_LOCAL_WRITE))) {
         rq_fail(peer, rq, r, IBV_WC_LOC_PROT_ERR, qp->qp.qp_num);
         return sq_fail(qp, w, IBV_WC_REM_OP_ERR);
     }
@@ -606,16 +621,13 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
         rq_fail(peer, rq, r, IBV_WC_LOC_LEN_ERR, qp->qp.qp_num);
         return sq_fail(qp, w, IBV_WC_REM_INV_REQ_ERR);
     }
-    if (inl) {
-        if (SV_LIKELY(r->num_sge == 1)) {
-            if (w->total)
-                memmove(sge_ptr(f, &r->sge[0]), w->data, w->total);
-        } else {
-            scatter(f, r->sge, r->num_sge, w->data, w->total);
-        }
-    } else if (w->num_sge == 1 && r->num_sge == 1) {
+    if (SV_LIKELY(rone && (inl || w->num_sge == 1))) {
+        /* the receive holds the whole message (checked above), so a non-zero total has
+         * a non-zero receive SGE and both pointers are set */
         if (w->total)
-            memmove(sge_ptr(f, &r->sge[0]), sge_ptr(f, &w->sge[0]), w->total);
+            memmove(dp, sp, w->total);
+    } else if (inl) {
+        scatter(f, r->sge, r->num_sge, w->data, w->total);
     } else {
         sge_copy(f, r->sge, w->sge, w->num_sge);
     }

@@ -169,13 +169,14 @@ int sv_host_connect(struct sv_fabric *f, const struct sv_host_connect_params *p)
         .cap = {.max_send_wr = p->send_depth, .max_recv_wr = p->recv_depth,
                 .max_send_sge = 1, .max_recv_sge = 1},
         .qp_type = IBV_QPT_RC,
-        .sq_sig_all = 1,
+        .sq_sig_all = 0,         /* each host SEND says whether it is signaled */
     };
     if (h->cq && h->rbuf)
         h->qp = sv__qp_create(f->host_pd, &a, 0);
     if (h->qp) {
         h->qp->host_bufs = calloc((size_t)h->qp->sq_mask + 1, sizeof *h->qp->host_bufs);
         h->qp->host_caps = calloc((size_t)h->qp->sq_mask + 1, sizeof *h->qp->host_caps);
+        h->wr_ids = calloc((size_t)h->qp->sq_mask + 1, sizeof *h->wr_ids);
         h->rmr = sv__mr_reg(f->host_pd, h->rbuf, (uint64_t)p->recv_depth * p->recv_size,
                             (uint64_t)(uintptr_t)h->rbuf, IBV_ACCESS_LOCAL_WRITE, 0);
     }
@@ -183,7 +184,7 @@ int sv_host_connect(struct sv_fabric *f, const struct sv_host_connect_params *p)
         h->rmr->owned = h->rbuf;
         h->id = sv__id_create(f, f->host_chan, NULL, 0);
     }
-    if (!h->id || !h->qp->host_bufs || !h->qp->host_caps) {
+    if (!h->id || !h->qp->host_bufs || !h->qp->host_caps || !h->wr_ids) {
         if (h->qp)
             sv__qp_destroy(h->qp);
         if (h->rmr)
@@ -192,6 +193,7 @@ int sv_host_connect(struct sv_fabric *f, const struct sv_host_connect_params *p)
             free(h->rbuf);
         if (h->cq)
             sv__cq_destroy(h->cq);
+        free(h->wr_ids);
         free(h);
         return -ENOMEM;
     }
@@ -290,8 +292,11 @@ int sv_host_conn_info(struct sv_fabric *f, int conn, struct sv_host_conn_info *o
 }
 
 /* A host send owns its ring slot's buffer until it executes; the buffer only grows, so a
- * steady stream of capsules allocates nothing. */
-int sv_host_send(struct sv_fabric *f, int conn, const void *buf, uint32_t len, uint64_t wr_id)
+ * steady stream of capsules allocates nothing.  The slot itself is held until a completion
+ * at or after it is reaped: its own if signaled, else the next signaled SEND's (RC: an
+ * unsignaled WR's slot is freed by a later completion, IB spec 10.8.3.1) or a flush. */
+int sv_host_send_signaled(struct sv_fabric *f, int conn, const void *buf, uint32_t len,
+                          uint64_t wr_id, int signaled)
 {
     struct sv_hconn *h = host_of(f, conn);
     if (!h)
@@ -317,20 +322,26 @@ int sv_host_send(struct sv_fabric *f, int conn, const void *buf, uint32_t len, u
     }
     if (len)
         memcpy(qp->host_bufs[pos], buf, len);
+    h->wr_ids[pos] = wr_id;
     struct sv_swqe *w = sv_sq_slot(qp, qp->sq_tail);
-    w->wr_id = wr_id;
+    w->wr_id = qp->sq_tail;      /* the position: its completion tells which slots it frees */
     w->remote_addr = 0;
     w->rkey = 0;
     w->imm = 0;
     w->data = qp->host_bufs[pos];
     w->total = len;
     w->opcode = IBV_WR_SEND;
-    w->flags = SV_WQE_SIGNALED | SV_WQE_INLINE;
+    w->flags = (signaled ? SV_WQE_SIGNALED : 0) | SV_WQE_INLINE;
     w->num_sge = 0;
     qp->sq_tail++;
     qp->posts_send++;
     h->sends_held++;
     return 0;
+}
+
+int sv_host_send(struct sv_fabric *f, int conn, const void *buf, uint32_t len, uint64_t wr_id)
+{
+    return sv_host_send_signaled(f, conn, buf, len, wr_id, 1);
 }
 
 int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, int max)
@@ -359,16 +370,19 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
                 uint32_t k = 0;
                 if (wc[j].status == IBV_WC_SUCCESS && wc[j].opcode == IBV_WC_RECV) {
                     k = wc[j].byte_len < sizeof c->data ? wc[j].byte_len : (uint32_t)sizeof c->data;
-                    memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
                 }
-                memset(c->data + k, 0, sizeof c->data - k);
+                memset(c->data, 0, sizeof c->data);   /* a constant size: no call */
+                if (k)
+                    memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
                 if (h->qp->qp.state != IBV_QPS_ERR && h->qp->qp.state != IBV_QPS_RESET)
                     host_post_recv(h, i);
             } else {
                 c->opcode = IBV_WC_SEND;
-                c->wr_id = wc[j].wr_id;
+                uint32_t at = (uint32_t)wc[j].wr_id;   /* its send-queue position */
+                c->wr_id = h->wr_ids[at & h->qp->sq_mask];
                 memset(c->data, 0, sizeof c->data);
-                h->sends_held--;
+                h->sends_held -= at + 1 - h->released;  /* it and the unsignaled before it */
+                h->released = at + 1;
             }
         }
         if (got < want)
@@ -409,4 +423,8 @@ int sv_host_conn_destroy(struct sv_fabric *f, int conn)
     return 0;
 }
 
-void sv__host_free(struct sv_hconn *h) { free(h); }
+void sv__host_free(struct sv_hconn *h)
+{
+    free(h->wr_ids);
+    free(h);
+}

@@ -178,6 +178,11 @@ int sv_host_conn_info(struct sv_fabric *f, int conn, struct sv_host_conn_info *o
 /* Posts a SEND of len bytes (copied now).  -EAGAIN if the host send queue is full,
  * -ENOTCONN unless ESTABLISHED. */
 int sv_host_send(struct sv_fabric *f, int conn, const void *buf, uint32_t len, uint64_t wr_id);
+/* The same, signaled or not, as an initiator chooses: an unsignaled SEND generates no
+ * completion when it succeeds, and its send-queue slot stays held (counted against the
+ * send depth) until a later signaled SEND's completion, or a flush, is reaped. */
+int sv_host_send_signaled(struct sv_fabric *f, int conn, const void *buf, uint32_t len,
+                          uint64_t wr_id, int signaled);
 
 struct sv_host_completion {
     uint64_t wr_id;              /* SEND: as posted; RECV: 0 */
@@ -222,6 +227,9 @@ int sv_qps(struct sv_fabric *f, uint32_t *out, uint32_t max);
  * nothing to execute or it must wait (a SEND with no receive at the peer: RNR, retried on
  * the next call), < 0 on a bad qp_num. */
 int sv_qp_execute(struct sv_fabric *f, uint32_t qp_num);
+/* sv_qp_execute until it returns 0 or max executions: returns how many executed (the same
+ * executions, in the same order, as that loop), < 0 on a bad qp_num or max. */
+int sv_qp_execute_all(struct sv_fabric *f, uint32_t qp_num, int max);
 
 /* Micro-events for sv_run (kind << 24 | arg); arg is a qp index (sv_qp_index). */
 #define SV_EV_EXECUTE   1u

@@ -316,7 +316,10 @@ struct sv_hconn {
     struct sv_cq *cq;
     struct sv_mr *rmr;           /* the receive buffers */
     uint8_t *rbuf;
-    uint32_t sends_held;         /* posted sends whose completion is not yet reaped */
+    uint32_t sends_held;         /* posted sends whose slot is not yet released: a reaped
+                                  * completion releases its slot and every earlier one */
+    uint32_t released;           /* send-queue position up to which slots are released */
+    uint64_t *wr_ids;            /* per send-queue slot: the wr_id the caller gave */
     struct sv_host_conn_info info;
 };
 

@@ -1958,6 +1958,72 @@ static int t_host_end_to_end(void)
     return 0;
 }
 
+/* Unsignaled host SENDs (an initiator's choice): no completion of their own, their slots
+ * held until a later signaled SEND's completion is reaped, or a flush; and
+ * sv_qp_execute_all runs exactly the executions an sv_qp_execute loop would. */
+static int t_host_unsignaled(void)
+{
+    struct tgt t;
+    TRY(tgt_listen(&t));
+    struct sv_host_connect_params p;
+    host_params(&p, NULL, 0);
+    int c = sv_host_connect(t.f, &p);
+    struct rdma_cm_event *req;
+    TRY(tgt_take(&t, &req));
+    rdma_ack_cm_event(req);
+    CHECK_EQ(rdma_accept(t.id, NULL), 0);
+    struct sv_host_conn_info hi;
+    sv_host_conn_info(t.f, c, &hi);
+    CHECK_EQ(hi.state, SV_HOST_ESTABLISHED);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 10 + i, 0), 0);
+    CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 13, 1), 0);
+    CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 14, 0), -EAGAIN);
+    CHECK_EQ(sv_qp_execute_all(t.f, hi.qp_num, -1), -EINVAL);
+    CHECK(sv_qp_execute_all(t.f, 12345, 1) < 0);
+    CHECK_EQ(sv_qp_execute_all(t.f, hi.qp_num, 2), 2);
+    struct sv_qp_info qi;
+    CHECK_EQ(sv_qp_info(t.f, hi.qp_num, &qi), 0);
+    CHECK_EQ(qi.sq_pending, 2);
+    CHECK_EQ(qi.sq_outstanding, 4);   /* executed unsignaled WRs keep their slots */
+    struct sv_host_completion hc[4];
+    CHECK_EQ(sv_host_poll(t.f, c, hc, 4), 0);
+    CHECK_EQ(sv_qp_execute_all(t.f, hi.qp_num, 100), 2);
+    CHECK_EQ(sv_qp_execute_all(t.f, hi.qp_num, 100), 0);
+    CHECK_EQ(sv_qp_info(t.f, hi.qp_num, &qi), 0);
+    CHECK_EQ(qi.sq_outstanding, 0);   /* the signaled completion released them all */
+    for (int i = 0; i < 4; i++)
+        TRY(expect_wc(t.cq, 1000 + (uint64_t)i, IBV_WC_SUCCESS, IBV_WC_RECV));
+    /* one completion, the signaled SEND's, with the wr_id it was posted with */
+    CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 14, 0), -EAGAIN);  /* not reaped */
+    CHECK_EQ(sv_host_poll(t.f, c, hc, 4), 1);
+    CHECK_EQ(hc[0].opcode, IBV_WC_SEND);
+    CHECK_EQ(hc[0].status, IBV_WC_SUCCESS);
+    CHECK_EQ(hc[0].wr_id, 13);
+    /* reaping it freed all four slots */
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 20 + i, 0), 0);
+    CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 24, 1), -EAGAIN);
+    /* no receive at the target: RNR, nothing executes */
+    CHECK_EQ(sv_qp_execute_all(t.f, hi.qp_num, 100), 0);
+    /* a flush completes every pending SEND, signaled or not, in order */
+    CHECK_EQ(sv_host_disconnect(t.f, c), 0);
+    struct sv_host_completion all[16];
+    int n = sv_host_poll(t.f, c, all, 16);
+    CHECK_EQ(n, 8);                   /* sends 20..23, then the host's 4 receives */
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(all[i].opcode, IBV_WC_SEND);
+        CHECK_EQ(all[i].status, IBV_WC_WR_FLUSH_ERR);
+        CHECK_EQ(all[i].wr_id, 20 + (uint64_t)i);
+    }
+    for (int i = 4; i < 8; i++)
+        CHECK_EQ(all[i].opcode, IBV_WC_RECV);
+    CHECK_EQ(sv_host_conn_destroy(t.f, c), 0);
+    sv_fabric_destroy(t.f);
+    free(t.mem);
+    return 0;
+}
+
 static int t_host_flow(void)
 {
     struct tgt t;
@@ -2270,6 +2336,7 @@ static const struct {
     {"device_removal", t_device_removal},
     {"host_end_to_end", t_host_end_to_end},
     {"host_flow", t_host_flow},
+    {"host_unsignaled", t_host_unsignaled},
     {"determinism", t_determinism},
     {"autoprogress_default", t_autoprogress_default},
     {"fabric_destroy_frees", t_fabric_destroy_frees},
