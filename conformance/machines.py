@@ -39,6 +39,7 @@ from conformance.harness import Harness, contained
 from conformance.profiles import defects_under_test
 from strategies.configs import GateConfig, controller_specs, gate_configs
 from strategies.faults import fault_plans, faults
+from strategies.scale import FIELD, active_scale
 from strategies.schedules import schedules
 from strategies.shapes import IoShape, io_shapes
 from strategies.types import Fault, FaultPlan, Schedule
@@ -78,9 +79,25 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
         def __init__(self) -> None:
             super().__init__()
             self.h: Harness | None = None
+            self.restarts = 0
 
         def _alive(self) -> bool:
             return self.h is not None and self.h.alive
+
+        def _may_restart(self) -> bool:
+            """At ci scale whenever the target is alive.  At field scale
+            (``strategies.scale``) a restart rebuilds up to a few hundred qpairs - tens of
+            other steps' time - and its destroy leaves every IO in flight unanswered, so
+            there it is taken only with IO in flight (what SHUT-1 judges) and at most
+            ``FIELD.restarts`` times an example.  Hypothesis's simplest step is this rule,
+            the one without arguments: without the bound, the examples Hypothesis starts
+            each run with were nothing but restarts."""
+            if not self._alive():
+                return False
+            if active_scale() != "field":
+                return True
+            assert self.h is not None
+            return self.restarts < FIELD.restarts and self.h.in_flight() > 0
 
         @initialize(config=configs)
         @_contained
@@ -146,13 +163,14 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
             assert self.h is not None
             self.h.connect_controller(spec)
 
-        @precondition(lambda self: self._alive())
+        @precondition(lambda self: self._may_restart())
         @rule()
         @_contained
         def restart_transport(self) -> None:
             """Abrupt destroy with IO in flight (SHUT-1), then a fresh target on the same
             configuration, as a restarted process would build."""
             assert self.h is not None
+            self.restarts += 1
             self.h.shutdown()
             self.h = Harness(self.h.config, defects=defects_under_test())
 

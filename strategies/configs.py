@@ -18,7 +18,7 @@ from hypothesis.strategies import DrawFn, SearchStrategy
 
 from strategies.options import Scale, accepted_options
 from strategies.scale import FIELD, ScaleName, by_scale, depth_budget
-from strategies.topology import topologies
+from strategies.topology import field_topologies, topologies
 from strategies.types import Controller, QpairPlacement, Topology, TransportOptions
 
 __all__ = ["ControllerSpec", "GateConfig", "controller_specs", "gate_configs", "srq_modes"]
@@ -166,15 +166,18 @@ def _field_config(draw: DrawFn, options: SearchStrategy[TransportOptions],
                   srq_pins: dict[str, object]) -> GateConfig:
     """Field scale: up to 32 subsystems (at least 24 in about half the examples) with up to
     4 controllers each, queue depths to 128 within the host-memory depth budget, namespaces
-    up to 2 MiB."""
+    up to 2 MiB.  The topology is drawn from a fixed number of choices
+    (:func:`~strategies.topology.field_topologies`), so a 200-qpair example leaves
+    Hypothesis's choice buffer to its steps."""
     opts = _with_srq(draw, draw(options), "nightly", srq_pins)
     budget = depth_budget(opts.max_io_size, WINDOW_SLACK, RESERVED_DEPTH)
     most = min(FIELD.subsystems, opts.max_subsystems, opts.max_qpairs, budget // 2)
     least = draw(st.sampled_from([1, min(FIELD.many_subsystems, most)]))
-    topo = draw(topologies(opts, min_subsystems=least, max_subsystems=most,
-                           max_controllers=FIELD.controllers, max_io_qpairs=FIELD.io_qpairs,
-                           max_depth=FIELD.queue_depth, max_total_depth=budget,
-                           namespace_bytes=FIELD.namespace_bytes))
+    topo = draw(field_topologies(opts, min_subsystems=least, max_subsystems=most,
+                                 max_controllers=FIELD.controllers,
+                                 max_io_qpairs=FIELD.io_qpairs, max_depth=FIELD.queue_depth,
+                                 max_total_depth=budget,
+                                 namespace_bytes=FIELD.namespace_bytes))
     return GateConfig(opts, _with_io_qpair(topo, opts))
 
 

@@ -10,7 +10,10 @@ At ``ci`` scale every strategy draws exactly what it drew before the knob existe
 ``field`` scale the gate's configurations reach what deployed targets run with
 (:data:`FIELD`): up to 32 subsystems (at least 24 in a good share of examples), 16 poll
 groups, queue depth 128, 1 MiB IO through 16 keyed descriptors, up to 4 controllers per
-subsystem whose admin qpairs may sit on other poll groups than their IO qpairs.
+subsystem whose admin qpairs may sit on other poll groups than their IO qpairs.  A
+field-scale topology is drawn from a fixed number of choices whatever its size
+(``strategies.topology.field_topologies``), and an example restarts its transport at most
+:attr:`FieldScale.restarts` times, with IO in flight (``conformance.machines``).
 
 Host memory bounds what one example may hold at once: the harness gives every CID of every
 qpair a window of ``max_io_size`` bytes, so the field topology spends a depth budget
@@ -55,6 +58,7 @@ class FieldScale:
     io_blocks: int = 2048          # blocks one IO shape may ask for (1 MiB of 512 B)
     namespace_bytes: int = 2 * MiB
     host_bytes: int = 768 * MiB    # host memory one example's qpairs may window
+    restarts: int = 1              # abrupt transport restarts in one example
 
 
 FIELD = FieldScale()

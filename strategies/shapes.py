@@ -10,6 +10,7 @@ it moves toward one block, one keyed descriptor, no gap.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -98,7 +99,7 @@ def realize(shape: IoShape, ns: Namespace, opts: TransportOptions, nsid: int,
         most = 1 if kind == "keyed" else max(1, min(opts.max_sgl_descriptors, length, room))
         points = sorted({c * length // 1000 for c in shape.cuts} - {0, length})[: most - 1]
         bounds = [0, *points, length]
-        lengths = tuple(b - a for a, b in zip(bounds, bounds[1:]))
+        lengths = tuple(b - a for a, b in itertools.pairwise(bounds))
         offsets, pos = [], 0
         for i, n in enumerate(lengths):
             pos += shape.gap * (i % 3)   # uneven spacing: 0, gap, 2*gap, 0, ...

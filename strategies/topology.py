@@ -28,7 +28,7 @@ from strategies.types import (
     TransportOptions,
 )
 
-__all__ = ["PLACEMENTS", "namespaces", "topologies"]
+__all__ = ["PLACEMENTS", "field_topologies", "namespaces", "topologies"]
 
 PLACEMENTS = ("packed", "spread", "admin_apart")
 MAX_TOPOLOGY_SUBSYSTEMS = 32
@@ -76,6 +76,105 @@ depth of 1 would mean CONNECT sqsize 0, which NVMe forbids).
     depth = min(max_depth or opts.max_queue_depth, opts.max_queue_depth)
     return _topology(opts, min_subsystems, most_subs, min(max_namespaces, opts.max_namespaces),
                      max_controllers, max_io_qpairs, depth, max_total_depth, namespace_bytes)
+
+
+def field_topologies(opts: TransportOptions, *, min_subsystems: int = 1,
+                     max_subsystems: int = MAX_TOPOLOGY_SUBSYSTEMS, max_namespaces: int = 2,
+                     max_controllers: int = 4, max_io_qpairs: int = 3,
+                     max_depth: int | None = None, max_total_depth: int | None = None,
+                     namespace_bytes: int | None = None) -> SearchStrategy[Topology]:
+    """Topologies within the same bounds as :func:`topologies`, built from a fixed
+    number of drawn integers whatever their size.
+
+    :func:`topologies` draws every qpair's group, port and depth: a field-scale topology
+    of 32 subsystems then takes about a thousand choices, which leaves little of
+    Hypothesis's choice buffer to the steps after it, and no room at all under the
+    smaller size cap Hypothesis puts on its first examples (they overrun and are thrown
+    away after the target is built).  Here one draw says how many of each thing there
+    are, and a start and a stride say how counts, placements, groups and ports vary from
+    one subsystem or controller to the next; two namespaces and three depths are drawn
+    and cycled.  Every placement kind (``packed``, ``spread``, ``admin_apart``) still
+    occurs, mixed within one topology when the placement stride is not 0.  The qpair
+    budget (``opts.max_qpairs``) and the depth budget (``max_total_depth``) are spent
+    as :func:`topologies` spends them.  Shrinks toward one subsystem, one namespace and
+    one controller with no IO qpairs, everything on group 0 and port 0."""
+    most_subs = min(max_subsystems, MAX_TOPOLOGY_SUBSYSTEMS, opts.max_subsystems)
+    if not 1 <= min_subsystems <= most_subs or min_subsystems > opts.max_qpairs:
+        raise ValueError(f"cannot place {min_subsystems}..{most_subs} subsystems with "
+                         f"max_qpairs={opts.max_qpairs}")
+    depth = min(max_depth or opts.max_queue_depth, opts.max_queue_depth)
+    return _patterned_topology(opts, min_subsystems, most_subs,
+                               min(max_namespaces, opts.max_namespaces), max_controllers,
+                               max_io_qpairs, depth, max_total_depth, namespace_bytes)
+
+
+@st.composite
+def _patterned_topology(draw: DrawFn, opts: TransportOptions, min_subs: int,
+                        most_subs: int, most_ns: int, most_ctrlrs: int, most_io: int,
+                        most_depth: int, total_depth: int | None,
+                        ns_bytes: int | None) -> Topology:
+    groups = opts.num_poll_groups
+    ports = draw(st.integers(1, opts.max_ports))
+    n_subs = draw(st.integers(min_subs, most_subs))
+    spaces = (draw(namespaces(max_bytes=ns_bytes)), draw(namespaces(max_bytes=ns_bytes)))
+    ns_first = draw(st.integers(0, most_ns - 1))
+    ctrl_first, ctrl_stride = (draw(st.integers(0, most_ctrlrs - 1)),
+                               draw(st.integers(0, most_ctrlrs - 1)))
+    io_first, io_stride = draw(st.integers(0, most_io)), draw(st.integers(0, most_io))
+    place_first, place_stride = ((draw(st.integers(0, len(PLACEMENTS) - 1)),
+                                  draw(st.integers(0, len(PLACEMENTS) - 1)))
+                                 if groups > 1 else (0, 0))
+    group_first, group_stride, io_group_stride = (draw(st.integers(0, groups - 1))
+                                                  for _ in range(3))
+    port_first, port_stride = (draw(st.integers(0, ports - 1)) for _ in range(2))
+    # depth >= 2: CONNECT's 0-based sqsize must be >= 1 (an NVMe queue holds >= 2 entries)
+    depth = st.one_of(st.integers(min(2, most_depth), most_depth), st.just(most_depth))
+    admin_depth, *io_depths = (draw(depth) for _ in range(3))
+
+    budget = opts.max_qpairs
+    depth_left = total_depth
+    k = 0   # controllers placed so far: the index every stride multiplies
+    q = 0   # IO qpairs placed so far: which of the IO depths comes next
+    subsystems = []
+    for s in range(n_subs):
+        # keep one admin qpair per remaining mandatory subsystem
+        reserve = max(0, min_subs - s - 1)
+        room = budget - reserve
+        if room < 1 or (depth_left is not None and depth_left - 2 * reserve < 2):
+            break
+        nss = tuple(spaces[(s + i) % 2] for i in range(1 + (ns_first + s) % most_ns))
+        ctrlrs = []
+        for _ in range(min(1 + (ctrl_first + s * ctrl_stride) % most_ctrlrs, room)):
+            n_io = min((io_first + k * io_stride) % (most_io + 1), room - 1)
+            placement = PLACEMENTS[(place_first + k * place_stride) % len(PLACEMENTS)]
+            admin_group = (group_first + k * group_stride) % groups
+            port = (port_first + k * port_stride) % ports
+            io = []
+            for j in range(n_io):
+                if placement == "packed":
+                    group = admin_group
+                elif placement == "spread":
+                    group = (admin_group + (j + 1) * io_group_stride) % groups
+                else:  # admin_apart: any group but the admin's
+                    group = (admin_group + 1 + (j * io_group_stride) % (groups - 1)) % groups
+                io.append(QpairPlacement(io_depths[(q + j) % 2], group, port))
+            ctrlr: Controller | None = Controller(QpairPlacement(admin_depth, admin_group,
+                                                                 port), tuple(io))
+            k += 1
+            q += n_io
+            if depth_left is not None:
+                # two entries kept for each mandatory subsystem still to come
+                ctrlr = _within_depth(ctrlr, depth_left - 2 * reserve)
+                if ctrlr is None:
+                    break
+                depth_left -= ctrlr.admin.depth + sum(p.depth for p in ctrlr.io)
+            room -= 1 + len(ctrlr.io)
+            budget -= 1 + len(ctrlr.io)
+            ctrlrs.append(ctrlr)
+            if room < 1:
+                break
+        subsystems.append(Subsystem(nss, tuple(ctrlrs)))
+    return Topology(ports, tuple(subsystems))
 
 
 @st.composite

@@ -64,8 +64,9 @@ SEED_ENV = "NRT_NIGHTLY_SEED"
 SHRINK_ENV = "NRT_NIGHTLY_SHRINK_SECONDS"
 #: Examples per round; the budget check inside a round ends it early.  Small on purpose:
 #: Hypothesis spends the first tenth of a run's max_examples (up to 50) on short examples,
-#: which for a state machine means steps without arguments (restarts); at field scale a
-#: round of 100 ran 70% restarts in its first minute, a round of 20 about a quarter.
+#: which for a state machine means its simplest step again and again (the rule with the
+#: fewest arguments that may run: a restart at ci scale, an admin probe at field scale,
+#: where a restart needs IO in flight); a round of 20 has about three of them.
 ROUND_EXAMPLES = 20
 #: Seconds between progress lines (and, at most, between a shard's progress writes).
 PROGRESS_EVERY = 10.0

@@ -22,6 +22,7 @@ from typing import Any, Self
 
 import pytest
 from hypothesis import Phase, seed, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 from hypothesis.statistics import collector, describe_statistics
 
@@ -105,7 +106,12 @@ def run_machine(machine: type, deadline: float, run: nightly.NightlyRun,
                 statistics.append(f"{name} round {rounds} (seed {round_seed}): interrupted "
                                   f"by the budget, so Hypothesis kept no statistics\n")
             except Exception as exc:  # noqa: BLE001 - any failure of a round is a finding
-                findings.extend(nightly.findings_of(exc, name, run.seed, rounds, round_seed))
+                if interrupted_by_budget(exc):
+                    statistics.append(f"{name} round {rounds} (seed {round_seed}): "
+                                      f"interrupted by the budget\n")
+                else:
+                    findings.extend(nightly.findings_of(exc, name, run.seed, rounds,
+                                                        round_seed))
             finally:
                 machine._hypothesis_internal_use_seed = None  # type: ignore[attr-defined]
                 parts.append(COLLECTOR.take())
@@ -115,6 +121,22 @@ def run_machine(machine: type, deadline: float, run: nightly.NightlyRun,
     return {"machine": name, "rounds": rounds, "seconds": round(time.time() - started, 3),
             "longest_example_s": round(budget.longest_example, 3), "figures": figures,
             "findings": findings, "statistics": "\n".join(statistics)}
+
+
+def interrupted_by_budget(exc: BaseException) -> bool:
+    """``exc`` is Hypothesis's complaint about the test case the budget interrupted, not a
+    finding: with observability on, Hypothesis freezes a test case that a
+    ``KeyboardInterrupt`` ended, and when another test case had gone on from the same
+    choices it raises ``FlakyStrategyDefinition`` ("the second run stopped drawing
+    earlier") in place of the interrupt, which stays its context."""
+    if not isinstance(exc, FlakyStrategyDefinition):
+        return False
+    seen: BaseException | None = exc.__context__
+    while seen is not None:
+        if isinstance(seen, BudgetSpent):
+            return True
+        seen = seen.__context__
+    return False
 
 
 def _keep_statistics(into: list[str], title: str, stats: Any) -> None:

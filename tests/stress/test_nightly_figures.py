@@ -9,6 +9,7 @@ import time
 import pytest
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import FlakyStrategyDefinition
 
 from conformance.figures import COLLECTOR, merge
 from conformance.harness import Harness
@@ -26,7 +27,7 @@ from strategies.types import (
     TransportOptions,
 )
 from stress import nightly
-from stress.test_nightly import run_machine
+from stress.test_nightly import BudgetSpent, interrupted_by_budget, run_machine
 
 OPTIONS = TransportOptions(max_queue_depth=16, num_poll_groups=2, max_read_depth=2,
                            max_qpairs=8, max_subsystems=2, max_namespaces=1,
@@ -112,3 +113,24 @@ def test_the_budget_stops_a_machine_between_examples(tmp_path, figures) -> None:
     assert saved["StarvationMachine"]["examples"] == result["figures"]["examples"]
     assert not db.exists() or not any(p.is_file() for p in db.rglob("*"))
     assert getattr(StarvationMachine, "_hypothesis_internal_use_seed", None) is None
+
+
+def _raised_while_handling(exc: BaseException, context: BaseException | None) -> BaseException:
+    """``exc`` as Python leaves it when raised while ``context`` (if any) was handled."""
+    exc.__context__ = context
+    return exc
+
+
+def test_hypothesis_flaky_complaint_about_the_interrupted_case_is_the_budget() -> None:
+    """With observability on, Hypothesis may answer the budget's interrupt with
+    FlakyStrategyDefinition about the case it interrupted: no finding.  The same complaint
+    without the interrupt, or any other failure raised while it was handled, is one."""
+    flaky = "Inconsistent data generation! The second run stopped drawing earlier"
+    assert interrupted_by_budget(_raised_while_handling(FlakyStrategyDefinition(flaky),
+                                                        BudgetSpent()))
+    assert not interrupted_by_budget(_raised_while_handling(FlakyStrategyDefinition(flaky),
+                                                            None))
+    assert not interrupted_by_budget(_raised_while_handling(AssertionError("SHUT-1"),
+                                                            BudgetSpent()))
+    assert not interrupted_by_budget(_raised_while_handling(
+        FlakyStrategyDefinition(flaky), ValueError("a target error")))
