@@ -30,6 +30,8 @@ struct conn {
     int hconn;                   /* simverbs host connection */
     uint32_t host_qpn;
     uint32_t target_qpn;
+    uint8_t target_gone;         /* the fabric destroyed target_qpn (QP numbers are never
+                                    reused): nothing to execute or inspect there any more */
     int32_t qpair;               /* target handle, -1 if none */
     uint32_t depth;
     uint32_t outstanding;
@@ -264,6 +266,18 @@ void nrt_connect_params_default(struct nrt_connect_params *p, uint32_t port, uin
     p->responder_resources = 16;
 }
 
+/* The target QP's fabric view, false once it is gone (remembered, so a connection whose
+ * target QP was destroyed costs no failed lookup, and no error message, per call). */
+static bool target_qp_info(struct nrt_rig *r, struct conn *c, struct sv_qp_info *qi)
+{
+    if (!c->target_qpn || c->target_gone)
+        return false;
+    if (sv_qp_info(r->f, c->target_qpn, qi) >= 0)
+        return true;
+    c->target_gone = 1;
+    return false;
+}
+
 static void conn_refresh(struct nrt_rig *r, struct conn *c)
 {
     struct sv_host_conn_info hi;
@@ -271,8 +285,11 @@ static void conn_refresh(struct nrt_rig *r, struct conn *c)
         return;
     c->info.state = hi.state;
     c->info.host_qp_num = hi.qp_num;
-    if (hi.peer_qp_num)
+    if (hi.peer_qp_num) {
+        if (hi.peer_qp_num != c->target_qpn)
+            c->target_gone = 0;
         c->target_qpn = c->info.target_qp_num = hi.peer_qp_num;
+    }
     c->info.initiator_depth = hi.initiator_depth;
     c->info.responder_resources = hi.responder_resources;
     c->info.accept_len = hi.private_data_len;
@@ -285,8 +302,7 @@ static void conn_refresh(struct nrt_rig *r, struct conn *c)
     }
     struct sv_qp_info qi;
     c->info.host_qp_state = sv_qp_info(r->f, hi.qp_num, &qi) >= 0 ? qi.state : 0;
-    c->info.target_qp_state =
-        c->target_qpn && sv_qp_info(r->f, c->target_qpn, &qi) >= 0 ? qi.state : 0;
+    c->info.target_qp_state = target_qp_info(r, c, &qi) ? qi.state : 0;
     if (c->qpair < 0 && c->target_qpn && hi.state == SV_HOST_ESTABLISHED) {
         int id = nrt_qpair_by_qp_num(r->t, c->target_qpn);
         c->qpair = id >= 0 ? id : -1;
@@ -348,6 +364,7 @@ int nrt_rig_connect(struct nrt_rig *r, const struct nrt_connect_params *p)
     c->hconn = h;
     c->qpair = -1;
     c->target_qpn = 0;
+    c->target_gone = 0;
     c->depth = depth;
     c->outstanding = 0;
     c->ring_head = c->ring_count = 0;
@@ -440,7 +457,7 @@ int nrt_rig_qpair_info(struct nrt_rig *r, int conn, struct nrt_qpair_info *out)
         return from_target(r, rc);
     conn_absorb(r, c);
     struct sv_qp_info qi;
-    out->wire_t2h = sv_qp_info(r->f, c->target_qpn, &qi) >= 0 ? qi.sq_pending : 0;
+    out->wire_t2h = target_qp_info(r, c, &qi) ? qi.sq_pending : 0;
     out->wire_h2t = sv_qp_info(r->f, c->host_qpn, &qi) >= 0 ? qi.sq_pending : 0;
     out->host_outstanding = c->outstanding;
     out->host_unreaped = c->ring_count;
@@ -565,6 +582,21 @@ static int execute(struct nrt_rig *r, uint32_t qpn)
     return 0;
 }
 
+/* The target QP's next WR; a QP found gone is remembered as gone. */
+static int execute_target(struct nrt_rig *r, struct conn *c)
+{
+    if (!c->target_qpn || c->target_gone)
+        return 0;
+    int rc = sv_qp_execute(r->f, c->target_qpn);
+    if (rc > 0) {
+        r->progress++;
+        return 1;
+    }
+    if (rc == -ENOENT)
+        c->target_gone = 1;
+    return 0;
+}
+
 int nrt_rig_deliver_h2t(struct nrt_rig *r, int conn)
 {
     struct conn *c = conn_get(r, conn);
@@ -578,7 +610,7 @@ int nrt_rig_deliver_t2h(struct nrt_rig *r, int conn)
         return 0;
     if (c->ring_count == c->ring_cap)
         conn_absorb(r, c);
-    return execute(r, c->target_qpn);
+    return execute_target(r, c);
 }
 
 int nrt_rig_poll(struct nrt_rig *r, int group) { return from_target(r, rig_poll(r, group)); }
@@ -707,7 +739,7 @@ static bool fabric_busy(struct nrt_rig *r)
         if (!c->used)
             continue;
         struct sv_qp_info qi;
-        if (c->target_qpn && sv_qp_info(r->f, c->target_qpn, &qi) >= 0 && qi.sq_pending)
+        if (target_qp_info(r, c, &qi) && qi.sq_pending)
             return true;
         if (c->host_qpn && sv_qp_info(r->f, c->host_qpn, &qi) >= 0 && qi.sq_pending &&
             qi.state != IBV_QPS_ERR)
