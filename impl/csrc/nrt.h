@@ -512,4 +512,11 @@ struct nvmf_emu *nrt_transport_emu(struct nrt_transport *t);
 int nrt_transport_buffer_arena(struct nrt_transport *t, uint8_t **arena, uint32_t *count,
                                uint32_t *unit);
 
+/* ---- for C drivers in the rig's process (the soak), not for cffi ---------------------- */
+/* Host memory region `key`'s bytes, as the host itself addresses them (what
+ * nrt_rig_mr_read/nrt_rig_mr_write copy from and to), valid until the region or the rig
+ * goes; NULL (nrt_rig_error says why) if there is no such region.  The caller keeps to the
+ * size it registered. */
+uint8_t *nrt_rig_mr_data(struct nrt_rig *r, uint32_t key);
+
 #endif

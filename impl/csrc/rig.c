@@ -223,6 +223,14 @@ int nrt_rig_mr_read(struct nrt_rig *r, uint32_t key, uint64_t off, void *buf, ui
                ? rig_fail(r, NRT_EINVAL, "host memory read: %s", sv_error(r->f)) : 0;
 }
 
+uint8_t *nrt_rig_mr_data(struct nrt_rig *r, uint32_t key)
+{
+    uint8_t *p = sv_host_mr_data(r->f, key);
+    if (!p)
+        rig_fail(r, NRT_ENOENT, "no memory region %u", key);
+    return p;
+}
+
 /* ---- connections ------------------------------------------------------------------------- */
 
 static struct conn *conn_get(struct nrt_rig *r, int c)

@@ -73,6 +73,8 @@ struct hconn {
     uint32_t nfree;
     int64_t mkey;              /* its host memory: CID c's data at c * io_size */
     uint64_t miova;
+    uint8_t *mem;              /* the same memory as the host addresses it: stamps are
+                                  written and checked in place (nrt_rig_mr_data) */
 };
 
 struct nspace {
@@ -319,6 +321,11 @@ static int open_conn(struct life *L, int port, int sub, uint16_t qid, uint32_t d
             return -1;
         }
         h->miova = nrt_rig_mr_iova(L->r, (uint32_t)h->mkey);
+        h->mem = nrt_rig_mr_data(L->r, (uint32_t)h->mkey);
+        if (!h->mem) {
+            violation(L, "SETUP", "host memory: %s", nrt_rig_error(L->r));
+            return -1;
+        }
     }
     h->slot = calloc(depth, sizeof(*h->slot));
     h->freecid = calloc(depth, sizeof(*h->freecid));
@@ -415,39 +422,6 @@ static const char *check_blocks(const struct nspace *n, uint64_t slba, uint64_t 
     return NULL;
 }
 
-/* Host buffers carry only what the stamps say: large blocks move just their stamps
- * (header and trailer) between the driver and host memory, small ones the whole range in
- * one call, whichever is fewer bytes and calls. */
-#define STAMP_SPARSE_BLOCK 2048
-
-static int host_write_stamps(struct life *L, const struct hconn *h, const struct nspace *n,
-                             uint64_t hoff, const uint8_t *data)
-{
-    uint32_t key = (uint32_t)h->mkey;
-    if (n->block < STAMP_SPARSE_BLOCK)
-        return nrt_rig_mr_write(L->r, key, hoff, data, L->io_size);
-    for (uint32_t off = 0; off < L->io_size; off += n->block)
-        if (nrt_rig_mr_write(L->r, key, hoff + off, data + off, 16) < 0 ||
-            nrt_rig_mr_write(L->r, key, hoff + off + n->block - 8, data + off + n->block - 8,
-                             8) < 0)
-            return -1;
-    return 0;
-}
-
-static int host_read_stamps(struct life *L, const struct hconn *h, const struct nspace *n,
-                            uint64_t hoff, uint8_t *data)
-{
-    uint32_t key = (uint32_t)h->mkey;
-    if (n->block < STAMP_SPARSE_BLOCK)
-        return nrt_rig_mr_read(L->r, key, hoff, data, L->io_size);
-    for (uint32_t off = 0; off < L->io_size; off += n->block)
-        if (nrt_rig_mr_read(L->r, key, hoff + off, data + off, 16) < 0 ||
-            nrt_rig_mr_read(L->r, key, hoff + off + n->block - 8, data + off + n->block - 8,
-                            8) < 0)
-            return -1;
-    return 0;
-}
-
 static const uint8_t poison[16] = {0xA5, 0xA5, 0xA5, 0xA5, 0xA5, 0xA5, 0xA5, 0xA5,
                                    0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A};
 
@@ -511,17 +485,15 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
             how = HOW_MULTI;
         if (opc == NRT_OPC_WRITE) {
             tag = ++L->tagseq;
-            uint8_t *data = how == HOW_ICD ? cap + NVMF_SQE_SIZE : L->buf;
-            stamp_blocks(n, slba, tag, data, L->io_size);
-            if (how != HOW_ICD && host_write_stamps(L, h, n, hoff, data) < 0) {
-                violation(L, "SETUP", "host memory write: %s", nrt_rig_error(L->r));
-                return 0;
-            }
+            /* in the capsule, or in the host buffer the target reads */
+            stamp_blocks(n, slba, tag, how == HOW_ICD ? cap + NVMF_SQE_SIZE : h->mem + hoff,
+                         L->io_size);
         } else {
             /* poison every stamp first: a read that moves nothing (or part) is seen */
+            uint8_t *data = h->mem + hoff;
             for (uint32_t off = 0; off < L->io_size; off += n->block) {
-                nrt_rig_mr_write(L->r, (uint32_t)h->mkey, hoff + off, poison, 16);
-                nrt_rig_mr_write(L->r, (uint32_t)h->mkey, hoff + off + n->block - 8, poison, 8);
+                memcpy(data + off, poison, 16);
+                memcpy(data + off + n->block - 8, poison, 8);
             }
         }
         if (how == HOW_ICD) {
@@ -645,15 +617,10 @@ static void complete_io(struct life *L, struct hconn *h, const struct nrt_respon
     } else if (s->opc == NRT_OPC_WRITE && n->state[s->chunk] != CH_RETIRED) {
         n->tag[s->chunk] = s->tag;
     } else if (s->opc == NRT_OPC_READ && n->state[s->chunk] != CH_RETIRED) {
-        uint64_t hoff = (uint64_t)rsp->cid * L->io_size;
-        uint8_t *data = L->buf;
         uint32_t bad = 0;
-        const char *why = NULL;
-        if (host_read_stamps(L, h, n, hoff, data) < 0)
-            why = "host memory unreadable";
-        else
-            why = check_blocks(n, (uint64_t)s->chunk * (L->io_size / n->block),
-                               n->tag[s->chunk], data, L->io_size, &bad);
+        const char *why = check_blocks(n, (uint64_t)s->chunk * (L->io_size / n->block),
+                                       n->tag[s->chunk], h->mem + (uint64_t)rsp->cid * L->io_size,
+                                       L->io_size, &bad);
         if (why) {
             violation(L, "DATA-1", "connection %d CID %u: read of nsid %u chunk %u (%s): "
                       "block %u: %s", h->conn, rsp->cid, n->nsid, s->chunk,
