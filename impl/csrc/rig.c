@@ -425,7 +425,8 @@ static void conn_absorb(struct nrt_rig *r, struct conn *c)
     struct sv_host_completion wc[16];
     while (c->ring_count < c->ring_cap) {
         int room = (int)(c->ring_cap - c->ring_count);
-        int n = sv_host_poll(r->f, c->hconn, wc, room < 16 ? room : 16);
+        int want = room < 16 ? room : 16;
+        int n = sv_host_poll(r->f, c->hconn, wc, want);
         if (n <= 0)
             return;
         for (int i = 0; i < n; i++) {
@@ -449,6 +450,8 @@ static void conn_absorb(struct nrt_rig *r, struct conn *c)
             c->ring[(c->ring_head + c->ring_count) % c->ring_cap] = rsp;
             c->ring_count++;
         }
+        if (n < want)
+            return;   /* the host's CQ is empty: nothing moves until the next execution */
     }
 }
 

@@ -67,6 +67,7 @@ struct hconn {
     int sub;                   /* its controller's subsystem */
     int faulted;               /* a fault touched it: unanswered IO is legal */
     int dead;                  /* nothing more is submitted on it */
+    int qpair_gone;            /* its target qpair is destroyed (a handle never comes back) */
     uint32_t outstanding;
     struct io_slot *slot;      /* by CID */
     uint16_t *freecid;
@@ -644,8 +645,10 @@ static void reap_all(struct life *L)
         struct hconn *h = &L->c[i];
         if (!h->slot || h->qid == 0)
             continue;
-        int n;
-        while (!L->failed && (n = nrt_rig_reap(L->r, h->conn, rsp, 64)) > 0)
+        /* fewer than asked: nothing more was received (nrt_rig_reap takes every response
+         * the host has before it returns short) */
+        int n = 64;
+        while (!L->failed && n == 64 && (n = nrt_rig_reap(L->r, h->conn, rsp, 64)) > 0)
             for (int k = 0; k < n && !L->failed; k++)
                 complete_io(L, h, &rsp[k]);
     }
@@ -845,8 +848,13 @@ static void qpair_checks(struct life *L)
     for (int i = 0; i < L->nc && !L->failed; i++) {
         struct hconn *h = &L->c[i];
         struct nrt_qpair_info q;
-        if (!h->slot || nrt_rig_qpair_info(L->r, h->conn, &q) < 0)
-            continue;   /* its target qpair is gone */
+        if (!h->slot || h->qpair_gone)
+            continue;
+        int rc = nrt_rig_qpair_info(L->r, h->conn, &q);
+        if (rc < 0) {
+            h->qpair_gone = rc == NRT_ENOENT;   /* its target qpair is gone, for good */
+            continue;
+        }
         if (L->caps & NRT_CAP_RECEIVES) {
             uint32_t recvs = q.recv_posted + q.recv_in_cq + q.recv_held + q.recv_idle;
             if (q.slots_free + q.slots_used != q.depth)
