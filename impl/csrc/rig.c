@@ -286,7 +286,10 @@ static bool target_qp_info(struct nrt_rig *r, struct conn *c, struct sv_qp_info 
     return false;
 }
 
-static void conn_refresh(struct nrt_rig *r, struct conn *c)
+/* The host's and the fabric's view of c, and whether its target qpair still exists; when
+ * it does, *qpair_info holds the target's info of it (the existence check is that call). */
+static void conn_refresh_info(struct nrt_rig *r, struct conn *c,
+                              struct nrt_qpair_info *qpair_info)
 {
     struct sv_host_conn_info hi;
     if (sv_host_conn_info(r->f, c->hconn, &hi) < 0)
@@ -315,12 +318,15 @@ static void conn_refresh(struct nrt_rig *r, struct conn *c)
         int id = nrt_qpair_by_qp_num(r->t, c->target_qpn);
         c->qpair = id >= 0 ? id : -1;
     }
-    if (c->qpair >= 0) {
-        struct nrt_qpair_info qi;
-        if (nrt_qpair_info(r->t, c->qpair, &qi) < 0)
-            c->qpair = -1;   /* the target destroyed it */
-    }
+    if (c->qpair >= 0 && nrt_qpair_info(r->t, c->qpair, qpair_info) < 0)
+        c->qpair = -1;   /* the target destroyed it */
     c->info.qpair = c->qpair;
+}
+
+static void conn_refresh(struct nrt_rig *r, struct conn *c)
+{
+    struct nrt_qpair_info qi;
+    conn_refresh_info(r, c, &qi);
 }
 
 int nrt_rig_connect(struct nrt_rig *r, const struct nrt_connect_params *p)
@@ -460,12 +466,9 @@ int nrt_rig_qpair_info(struct nrt_rig *r, int conn, struct nrt_qpair_info *out)
     struct conn *c = conn_get(r, conn);
     if (!c)
         return rig_fail(r, NRT_ENOENT, "no connection %d", conn);
-    conn_refresh(r, c);
+    conn_refresh_info(r, c, out);
     if (c->qpair < 0)
         return rig_fail(r, NRT_ENOENT, "connection %d has no target qpair", conn);
-    int rc = nrt_qpair_info(r->t, c->qpair, out);
-    if (rc < 0)
-        return from_target(r, rc);
     conn_absorb(r, c);
     struct sv_qp_info qi;
     out->wire_t2h = target_qp_info(r, c, &qi) ? qi.sq_pending : 0;
