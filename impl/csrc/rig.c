@@ -596,6 +596,8 @@ static int execute(struct nrt_rig *r, uint32_t qpn)
     return 0;
 }
 
+static int execute_all(struct nrt_rig *r, uint32_t qpn);
+
 /* The target QP's next WR; a QP found gone is remembered as gone. */
 static int execute_target(struct nrt_rig *r, struct conn *c)
 {
@@ -625,6 +627,34 @@ int nrt_rig_deliver_t2h(struct nrt_rig *r, int conn)
     if (c->ring_count == c->ring_cap)
         conn_absorb(r, c);
     return execute_target(r, c);
+}
+
+/* The target QP's WRs until none moves, in one lookup (execute_target until it gives 0). */
+static int execute_all_target(struct nrt_rig *r, struct conn *c)
+{
+    if (!c->target_qpn || c->target_gone)
+        return 0;
+    int n = sv_qp_execute_all(r->f, c->target_qpn, INT32_MAX);
+    if (n == -ENOENT)
+        c->target_gone = 1;
+    if (n <= 0)
+        return 0;
+    r->progress += (uint64_t)n;
+    return n;
+}
+
+int nrt_rig_deliver_all_h2t(struct nrt_rig *r, int conn)
+{
+    struct conn *c = conn_get(r, conn);
+    return c ? execute_all(r, c->host_qpn) : 0;
+}
+
+/* As nrt_rig_deliver_t2h until it gives 0: its absorb of a full ring takes nothing (the
+ * absorb stops at a full ring), so the run is the target QP's WRs, all of them. */
+int nrt_rig_deliver_all_t2h(struct nrt_rig *r, int conn)
+{
+    struct conn *c = conn_get(r, conn);
+    return c ? execute_all_target(r, c) : 0;
 }
 
 int nrt_rig_poll(struct nrt_rig *r, int group) { return from_target(r, rig_poll(r, group)); }

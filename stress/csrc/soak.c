@@ -735,16 +735,14 @@ static void schedule_burst(struct life *L)
         uint64_t before = nrt_rig_progress(L->r);
         for (int i = 0; i < L->nc; i++)
             if (L->c[i].slot)
-                while (nrt_rig_deliver_h2t(L->r, L->c[i].conn) > 0)
-                    ;
+                nrt_rig_deliver_all_h2t(L->r, L->c[i].conn);
         for (uint32_t g = 0; g < L->o.num_poll_groups; g++)
             nrt_rig_poll(L->r, (int)g);
         while (nrt_bdev_pending(L->t) > 0)
             nrt_bdev_complete(L->t, 0, NRT_SC_SUCCESS);
         for (int i = 0; i < L->nc; i++)
             if (L->c[i].slot)
-                while (nrt_rig_deliver_t2h(L->r, L->c[i].conn) > 0)
-                    ;
+                nrt_rig_deliver_all_t2h(L->r, L->c[i].conn);
         for (uint32_t g = 0; g < L->o.num_poll_groups; g++)
             nrt_rig_poll(L->r, (int)g);
         reap_all(L);
