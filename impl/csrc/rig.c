@@ -453,7 +453,8 @@ static void conn_absorb(struct nrt_rig *r, struct conn *c)
             } else {
                 rsp.unexpected = 1;
             }
-            c->ring[(c->ring_head + c->ring_count) % c->ring_cap] = rsp;
+            uint32_t tail = c->ring_head + c->ring_count;   /* both below ring_cap */
+            c->ring[tail >= c->ring_cap ? tail - c->ring_cap : tail] = rsp;
             c->ring_count++;
         }
         if (n < want)
@@ -574,7 +575,7 @@ int nrt_rig_reap(struct nrt_rig *r, int conn, struct nrt_response *out, uint32_t
     uint32_t n = 0;
     while (n < max && c->ring_count) {
         out[n++] = c->ring[c->ring_head];
-        c->ring_head = (c->ring_head + 1) % c->ring_cap;
+        c->ring_head = c->ring_head + 1 == c->ring_cap ? 0 : c->ring_head + 1;
         c->ring_count--;
         if (!c->ring_count)
             conn_absorb(r, c);

@@ -81,6 +81,8 @@ struct hconn {
 struct nspace {
     int sub;
     uint32_t nsid, block, nchunks;
+    uint32_t nlb;              /* logical blocks in a chunk (io_size / block) */
+    uint32_t maxd;             /* most keyed descriptors a list for one chunk may have */
     uint64_t *tag;             /* last successful write's tag (0: never written, zeros) */
     uint8_t *state;
 };
@@ -458,7 +460,7 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
             return 0;
     }
     uint16_t cid = h->freecid[h->nfree - 1];
-    uint32_t nlb = L->io_size / n->block;
+    uint32_t nlb = n->nlb;
     uint64_t slba = (uint64_t)chunk * nlb;
     uint64_t hoff = (uint64_t)cid * L->io_size;
     memset(cap, 0, NVMF_SQE_SIZE);
@@ -474,12 +476,7 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
         sqe->cdw10 = (uint32_t)slba;
         sqe->cdw11 = (uint32_t)(slba >> 32);
         sqe->cdw12 = nlb - 1;   /* NLB is 0's based (NVMe NVM command set 3.2.6) */
-        uint32_t icd = L->o.in_capsule_data_size;
-        uint32_t maxd = L->o.max_sgl_descriptors < 4 ? L->o.max_sgl_descriptors : 4;
-        if (icd / NVMF_SGL_DESC_SIZE < maxd)
-            maxd = icd / NVMF_SGL_DESC_SIZE;
-        if (L->io_size / n->block < maxd)
-            maxd = L->io_size / n->block;
+        uint32_t icd = L->o.in_capsule_data_size, maxd = n->maxd;
         if (opc == NRT_OPC_WRITE && L->io_size <= icd && soak_chance(g, 1, 8))
             how = HOW_ICD;
         else if (maxd >= 2 && soak_chance(g, 1, 8))
@@ -505,7 +502,7 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
         } else if (how == HOW_MULTI) {
             /* a last segment in the capsule listing ndesc keyed blocks, block aligned,
              * in host order (NVMe base 2.0 4.4; NVMe/RDMA 1.0 2.2) */
-            uint32_t nd = soak_range(g, 2, maxd), blocks = L->io_size / n->block, done = 0;
+            uint32_t nd = soak_range(g, 2, maxd), blocks = nlb, done = 0;
             union nvme_sgl_desc *list = (union nvme_sgl_desc *)(cap + NVMF_SQE_SIZE);
             for (uint32_t i = 0; i < nd; i++) {
                 uint32_t nb = i + 1 == nd ? blocks - done : (blocks - done) / (nd - i);
@@ -619,7 +616,7 @@ static void complete_io(struct life *L, struct hconn *h, const struct nrt_respon
         n->tag[s->chunk] = s->tag;
     } else if (s->opc == NRT_OPC_READ && n->state[s->chunk] != CH_RETIRED) {
         uint32_t bad = 0;
-        const char *why = check_blocks(n, (uint64_t)s->chunk * (L->io_size / n->block),
+        const char *why = check_blocks(n, (uint64_t)s->chunk * n->nlb,
                                        n->tag[s->chunk], h->mem + (uint64_t)rsp->cid * L->io_size,
                                        L->io_size, &bad);
         if (why) {
@@ -1037,7 +1034,14 @@ static int setup(struct life *L)
             n->sub = s;
             n->block = L->io_size % 4096 == 0 && soak_chance(&L->rng, 3, 4) ? 4096 : 512;
             n->nchunks = soak_range(&L->rng, 64, 256);
-            uint64_t nblocks = (uint64_t)n->nchunks * (L->io_size / n->block);
+            n->nlb = L->io_size / n->block;
+            /* a list of up to 4 descriptors, as the target and the capsule allow */
+            n->maxd = L->o.max_sgl_descriptors < 4 ? L->o.max_sgl_descriptors : 4;
+            if (L->o.in_capsule_data_size / NVMF_SGL_DESC_SIZE < n->maxd)
+                n->maxd = L->o.in_capsule_data_size / NVMF_SGL_DESC_SIZE;
+            if (n->nlb < n->maxd)
+                n->maxd = n->nlb;
+            uint64_t nblocks = (uint64_t)n->nchunks * n->nlb;
             int nsid = nrt_namespace_add(L->t, s, n->block, nblocks);
             if (nsid < 0) {
                 violation(L, "SETUP", "namespace: %s", nrt_transport_error(L->t));
