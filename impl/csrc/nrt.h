@@ -512,4 +512,15 @@ struct nvmf_emu *nrt_transport_emu(struct nrt_transport *t);
 int nrt_transport_buffer_arena(struct nrt_transport *t, uint8_t **arena, uint32_t *count,
                                uint32_t *unit);
 
+/* ---- for C drivers in the rig's process (the soak), not for cffi ---------------------- */
+/* Host memory region `key`'s bytes, as the host itself addresses them (what
+ * nrt_rig_mr_read/nrt_rig_mr_write copy from and to), valid until the region or the rig
+ * goes; NULL (nrt_rig_error says why) if there is no such region.  The caller keeps to the
+ * size it registered. */
+uint8_t *nrt_rig_mr_data(struct nrt_rig *r, uint32_t key);
+/* Exactly the nrt_rig_deliver_h2t (t2h) calls a caller would make on conn until one gives
+ * 0, with the connection and the QP looked up once; returns how many progressed. */
+int nrt_rig_deliver_all_h2t(struct nrt_rig *r, int conn);
+int nrt_rig_deliver_all_t2h(struct nrt_rig *r, int conn);
+
 #endif

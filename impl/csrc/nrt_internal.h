@@ -61,7 +61,8 @@ struct pool {
     uint32_t max_get;           /* largest single get (sizes the cache arrays) */
     uint32_t num_caches;
     struct pool_cache *caches;
-    uint8_t *seen;              /* audit scratch, one byte per object */
+    uint32_t *seen;             /* audit scratch: the last audit that saw each object */
+    uint32_t audit;             /* the running audit's number (never 0 while auditing) */
     uint64_t get_failures;
 };
 

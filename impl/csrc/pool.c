@@ -21,7 +21,7 @@ int pool_init(struct pool *p, uint32_t capacity, uint32_t num_caches, uint32_t c
     p->num_caches = num_caches;
     /* room for twice the capacity: a double put is kept, not dropped (see ring_push) */
     p->ring = calloc(capacity ? 2 * (size_t)capacity : 1, sizeof(uint32_t));
-    p->seen = calloc(capacity ? capacity : 1, 1);
+    p->seen = calloc(capacity ? capacity : 1, sizeof(uint32_t));
     p->caches = calloc(num_caches, sizeof(struct pool_cache));
     if (!p->ring || !p->seen || !p->caches)
         return NRT_ENOMEM;

@@ -30,6 +30,8 @@ struct conn {
     int hconn;                   /* simverbs host connection */
     uint32_t host_qpn;
     uint32_t target_qpn;
+    uint8_t target_gone;         /* the fabric destroyed target_qpn (QP numbers are never
+                                    reused): nothing to execute or inspect there any more */
     int32_t qpair;               /* target handle, -1 if none */
     uint32_t depth;
     uint32_t outstanding;
@@ -221,6 +223,14 @@ int nrt_rig_mr_read(struct nrt_rig *r, uint32_t key, uint64_t off, void *buf, ui
                ? rig_fail(r, NRT_EINVAL, "host memory read: %s", sv_error(r->f)) : 0;
 }
 
+uint8_t *nrt_rig_mr_data(struct nrt_rig *r, uint32_t key)
+{
+    uint8_t *p = sv_host_mr_data(r->f, key);
+    if (!p)
+        rig_fail(r, NRT_ENOENT, "no memory region %u", key);
+    return p;
+}
+
 /* ---- connections ------------------------------------------------------------------------- */
 
 static struct conn *conn_get(struct nrt_rig *r, int c)
@@ -264,15 +274,33 @@ void nrt_connect_params_default(struct nrt_connect_params *p, uint32_t port, uin
     p->responder_resources = 16;
 }
 
-static void conn_refresh(struct nrt_rig *r, struct conn *c)
+/* The target QP's fabric view, false once it is gone (remembered, so a connection whose
+ * target QP was destroyed costs no failed lookup, and no error message, per call). */
+static bool target_qp_info(struct nrt_rig *r, struct conn *c, struct sv_qp_info *qi)
+{
+    if (!c->target_qpn || c->target_gone)
+        return false;
+    if (sv_qp_info(r->f, c->target_qpn, qi) >= 0)
+        return true;
+    c->target_gone = 1;
+    return false;
+}
+
+/* The host's and the fabric's view of c, and whether its target qpair still exists; when
+ * it does, *qpair_info holds the target's info of it (the existence check is that call). */
+static void conn_refresh_info(struct nrt_rig *r, struct conn *c,
+                              struct nrt_qpair_info *qpair_info)
 {
     struct sv_host_conn_info hi;
     if (sv_host_conn_info(r->f, c->hconn, &hi) < 0)
         return;
     c->info.state = hi.state;
     c->info.host_qp_num = hi.qp_num;
-    if (hi.peer_qp_num)
+    if (hi.peer_qp_num) {
+        if (hi.peer_qp_num != c->target_qpn)
+            c->target_gone = 0;
         c->target_qpn = c->info.target_qp_num = hi.peer_qp_num;
+    }
     c->info.initiator_depth = hi.initiator_depth;
     c->info.responder_resources = hi.responder_resources;
     c->info.accept_len = hi.private_data_len;
@@ -285,18 +313,20 @@ static void conn_refresh(struct nrt_rig *r, struct conn *c)
     }
     struct sv_qp_info qi;
     c->info.host_qp_state = sv_qp_info(r->f, hi.qp_num, &qi) >= 0 ? qi.state : 0;
-    c->info.target_qp_state =
-        c->target_qpn && sv_qp_info(r->f, c->target_qpn, &qi) >= 0 ? qi.state : 0;
+    c->info.target_qp_state = target_qp_info(r, c, &qi) ? qi.state : 0;
     if (c->qpair < 0 && c->target_qpn && hi.state == SV_HOST_ESTABLISHED) {
         int id = nrt_qpair_by_qp_num(r->t, c->target_qpn);
         c->qpair = id >= 0 ? id : -1;
     }
-    if (c->qpair >= 0) {
-        struct nrt_qpair_info qi;
-        if (nrt_qpair_info(r->t, c->qpair, &qi) < 0)
-            c->qpair = -1;   /* the target destroyed it */
-    }
+    if (c->qpair >= 0 && nrt_qpair_info(r->t, c->qpair, qpair_info) < 0)
+        c->qpair = -1;   /* the target destroyed it */
     c->info.qpair = c->qpair;
+}
+
+static void conn_refresh(struct nrt_rig *r, struct conn *c)
+{
+    struct nrt_qpair_info qi;
+    conn_refresh_info(r, c, &qi);
 }
 
 int nrt_rig_connect(struct nrt_rig *r, const struct nrt_connect_params *p)
@@ -348,6 +378,7 @@ int nrt_rig_connect(struct nrt_rig *r, const struct nrt_connect_params *p)
     c->hconn = h;
     c->qpair = -1;
     c->target_qpn = 0;
+    c->target_gone = 0;
     c->depth = depth;
     c->outstanding = 0;
     c->ring_head = c->ring_count = 0;
@@ -400,7 +431,8 @@ static void conn_absorb(struct nrt_rig *r, struct conn *c)
     struct sv_host_completion wc[16];
     while (c->ring_count < c->ring_cap) {
         int room = (int)(c->ring_cap - c->ring_count);
-        int n = sv_host_poll(r->f, c->hconn, wc, room < 16 ? room : 16);
+        int want = room < 16 ? room : 16;
+        int n = sv_host_poll(r->f, c->hconn, wc, want);
         if (n <= 0)
             return;
         for (int i = 0; i < n; i++) {
@@ -421,9 +453,12 @@ static void conn_absorb(struct nrt_rig *r, struct conn *c)
             } else {
                 rsp.unexpected = 1;
             }
-            c->ring[(c->ring_head + c->ring_count) % c->ring_cap] = rsp;
+            uint32_t tail = c->ring_head + c->ring_count;   /* both below ring_cap */
+            c->ring[tail >= c->ring_cap ? tail - c->ring_cap : tail] = rsp;
             c->ring_count++;
         }
+        if (n < want)
+            return;   /* the host's CQ is empty: nothing moves until the next execution */
     }
 }
 
@@ -432,15 +467,12 @@ int nrt_rig_qpair_info(struct nrt_rig *r, int conn, struct nrt_qpair_info *out)
     struct conn *c = conn_get(r, conn);
     if (!c)
         return rig_fail(r, NRT_ENOENT, "no connection %d", conn);
-    conn_refresh(r, c);
+    conn_refresh_info(r, c, out);
     if (c->qpair < 0)
         return rig_fail(r, NRT_ENOENT, "connection %d has no target qpair", conn);
-    int rc = nrt_qpair_info(r->t, c->qpair, out);
-    if (rc < 0)
-        return from_target(r, rc);
     conn_absorb(r, c);
     struct sv_qp_info qi;
-    out->wire_t2h = sv_qp_info(r->f, c->target_qpn, &qi) >= 0 ? qi.sq_pending : 0;
+    out->wire_t2h = target_qp_info(r, c, &qi) ? qi.sq_pending : 0;
     out->wire_h2t = sv_qp_info(r->f, c->host_qpn, &qi) >= 0 ? qi.sq_pending : 0;
     out->host_outstanding = c->outstanding;
     out->host_unreaped = c->ring_count;
@@ -543,7 +575,7 @@ int nrt_rig_reap(struct nrt_rig *r, int conn, struct nrt_response *out, uint32_t
     uint32_t n = 0;
     while (n < max && c->ring_count) {
         out[n++] = c->ring[c->ring_head];
-        c->ring_head = (c->ring_head + 1) % c->ring_cap;
+        c->ring_head = c->ring_head + 1 == c->ring_cap ? 0 : c->ring_head + 1;
         c->ring_count--;
         if (!c->ring_count)
             conn_absorb(r, c);
@@ -565,6 +597,23 @@ static int execute(struct nrt_rig *r, uint32_t qpn)
     return 0;
 }
 
+static int execute_all(struct nrt_rig *r, uint32_t qpn);
+
+/* The target QP's next WR; a QP found gone is remembered as gone. */
+static int execute_target(struct nrt_rig *r, struct conn *c)
+{
+    if (!c->target_qpn || c->target_gone)
+        return 0;
+    int rc = sv_qp_execute(r->f, c->target_qpn);
+    if (rc > 0) {
+        r->progress++;
+        return 1;
+    }
+    if (rc == -ENOENT)
+        c->target_gone = 1;
+    return 0;
+}
+
 int nrt_rig_deliver_h2t(struct nrt_rig *r, int conn)
 {
     struct conn *c = conn_get(r, conn);
@@ -578,7 +627,35 @@ int nrt_rig_deliver_t2h(struct nrt_rig *r, int conn)
         return 0;
     if (c->ring_count == c->ring_cap)
         conn_absorb(r, c);
-    return execute(r, c->target_qpn);
+    return execute_target(r, c);
+}
+
+/* The target QP's WRs until none moves, in one lookup (execute_target until it gives 0). */
+static int execute_all_target(struct nrt_rig *r, struct conn *c)
+{
+    if (!c->target_qpn || c->target_gone)
+        return 0;
+    int n = sv_qp_execute_all(r->f, c->target_qpn, INT32_MAX);
+    if (n == -ENOENT)
+        c->target_gone = 1;
+    if (n <= 0)
+        return 0;
+    r->progress += (uint64_t)n;
+    return n;
+}
+
+int nrt_rig_deliver_all_h2t(struct nrt_rig *r, int conn)
+{
+    struct conn *c = conn_get(r, conn);
+    return c ? execute_all(r, c->host_qpn) : 0;
+}
+
+/* As nrt_rig_deliver_t2h until it gives 0: its absorb of a full ring takes nothing (the
+ * absorb stops at a full ring), so the run is the target QP's WRs, all of them. */
+int nrt_rig_deliver_all_t2h(struct nrt_rig *r, int conn)
+{
+    struct conn *c = conn_get(r, conn);
+    return c ? execute_all_target(r, c) : 0;
 }
 
 int nrt_rig_poll(struct nrt_rig *r, int group) { return from_target(r, rig_poll(r, group)); }
@@ -707,7 +784,7 @@ static bool fabric_busy(struct nrt_rig *r)
         if (!c->used)
             continue;
         struct sv_qp_info qi;
-        if (c->target_qpn && sv_qp_info(r->f, c->target_qpn, &qi) >= 0 && qi.sq_pending)
+        if (target_qp_info(r, c, &qi) && qi.sq_pending)
             return true;
         if (c->host_qpn && sv_qp_info(r->f, c->host_qpn, &qi) >= 0 && qi.sq_pending &&
             qi.state != IBV_QPS_ERR)

@@ -949,16 +949,29 @@ static void pool_audit(struct nrt_transport *t, struct pool *p, bool wrs,
                        struct nrt_pool_counts *o)
 {
     memset(o, 0, sizeof(*o));
-    memset(p->seen, 0, p->capacity);
     o->capacity = p->capacity;
     o->ring_free = p->ring_count;
     o->cached = pool_cached(p);
     o->get_failures = p->get_failures;
+    /* an object is marked with the audit's number where it is first seen, so no scratch
+     * needs clearing and the objects seen nowhere are the capacity less those seen once */
+    uint32_t audit = ++p->audit;
+    if (audit == 0) {   /* the numbers wrapped: start over from clean scratch */
+        memset(p->seen, 0, (size_t)p->capacity * sizeof(*p->seen));
+        audit = p->audit = 1;
+    }
+    uint64_t distinct = 0;
 #define SEE(idx)                                                                          \
     do {                                                                                  \
         uint32_t _i = (idx);                                                              \
-        if (_i < p->capacity && p->seen[_i]++)                                            \
-            o->duplicates++;                                                              \
+        if (_i < p->capacity) {                                                           \
+            if (p->seen[_i] == audit)                                                     \
+                o->duplicates++;                                                          \
+            else {                                                                        \
+                p->seen[_i] = audit;                                                      \
+                distinct++;                                                               \
+            }                                                                             \
+        }                                                                                 \
     } while (0)
     for (uint32_t i = 0; i < p->ring_count; i++)
         SEE(p->ring[i]);
@@ -978,9 +991,7 @@ static void pool_audit(struct nrt_transport *t, struct pool *p, bool wrs,
         }
     }
 #undef SEE
-    for (uint32_t i = 0; i < p->capacity; i++)
-        if (!p->seen[i])
-            o->missing++;
+    o->missing = p->capacity - distinct;
 }
 
 int nrt_wr_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out)

@@ -67,17 +67,22 @@ struct hconn {
     int sub;                   /* its controller's subsystem */
     int faulted;               /* a fault touched it: unanswered IO is legal */
     int dead;                  /* nothing more is submitted on it */
+    int qpair_gone;            /* its target qpair is destroyed (a handle never comes back) */
     uint32_t outstanding;
     struct io_slot *slot;      /* by CID */
     uint16_t *freecid;
     uint32_t nfree;
     int64_t mkey;              /* its host memory: CID c's data at c * io_size */
     uint64_t miova;
+    uint8_t *mem;              /* the same memory as the host addresses it: stamps are
+                                  written and checked in place (nrt_rig_mr_data) */
 };
 
 struct nspace {
     int sub;
     uint32_t nsid, block, nchunks;
+    uint32_t nlb;              /* logical blocks in a chunk (io_size / block) */
+    uint32_t maxd;             /* most keyed descriptors a list for one chunk may have */
     uint64_t *tag;             /* last successful write's tag (0: never written, zeros) */
     uint8_t *state;
 };
@@ -319,6 +324,11 @@ static int open_conn(struct life *L, int port, int sub, uint16_t qid, uint32_t d
             return -1;
         }
         h->miova = nrt_rig_mr_iova(L->r, (uint32_t)h->mkey);
+        h->mem = nrt_rig_mr_data(L->r, (uint32_t)h->mkey);
+        if (!h->mem) {
+            violation(L, "SETUP", "host memory: %s", nrt_rig_error(L->r));
+            return -1;
+        }
     }
     h->slot = calloc(depth, sizeof(*h->slot));
     h->freecid = calloc(depth, sizeof(*h->freecid));
@@ -415,39 +425,6 @@ static const char *check_blocks(const struct nspace *n, uint64_t slba, uint64_t 
     return NULL;
 }
 
-/* Host buffers carry only what the stamps say: large blocks move just their stamps
- * (header and trailer) between the driver and host memory, small ones the whole range in
- * one call, whichever is fewer bytes and calls. */
-#define STAMP_SPARSE_BLOCK 2048
-
-static int host_write_stamps(struct life *L, const struct hconn *h, const struct nspace *n,
-                             uint64_t hoff, const uint8_t *data)
-{
-    uint32_t key = (uint32_t)h->mkey;
-    if (n->block < STAMP_SPARSE_BLOCK)
-        return nrt_rig_mr_write(L->r, key, hoff, data, L->io_size);
-    for (uint32_t off = 0; off < L->io_size; off += n->block)
-        if (nrt_rig_mr_write(L->r, key, hoff + off, data + off, 16) < 0 ||
-            nrt_rig_mr_write(L->r, key, hoff + off + n->block - 8, data + off + n->block - 8,
-                             8) < 0)
-            return -1;
-    return 0;
-}
-
-static int host_read_stamps(struct life *L, const struct hconn *h, const struct nspace *n,
-                            uint64_t hoff, uint8_t *data)
-{
-    uint32_t key = (uint32_t)h->mkey;
-    if (n->block < STAMP_SPARSE_BLOCK)
-        return nrt_rig_mr_read(L->r, key, hoff, data, L->io_size);
-    for (uint32_t off = 0; off < L->io_size; off += n->block)
-        if (nrt_rig_mr_read(L->r, key, hoff + off, data + off, 16) < 0 ||
-            nrt_rig_mr_read(L->r, key, hoff + off + n->block - 8, data + off + n->block - 8,
-                            8) < 0)
-            return -1;
-    return 0;
-}
-
 static const uint8_t poison[16] = {0xA5, 0xA5, 0xA5, 0xA5, 0xA5, 0xA5, 0xA5, 0xA5,
                                    0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A, 0x5A};
 
@@ -483,7 +460,7 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
             return 0;
     }
     uint16_t cid = h->freecid[h->nfree - 1];
-    uint32_t nlb = L->io_size / n->block;
+    uint32_t nlb = n->nlb;
     uint64_t slba = (uint64_t)chunk * nlb;
     uint64_t hoff = (uint64_t)cid * L->io_size;
     memset(cap, 0, NVMF_SQE_SIZE);
@@ -499,29 +476,22 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
         sqe->cdw10 = (uint32_t)slba;
         sqe->cdw11 = (uint32_t)(slba >> 32);
         sqe->cdw12 = nlb - 1;   /* NLB is 0's based (NVMe NVM command set 3.2.6) */
-        uint32_t icd = L->o.in_capsule_data_size;
-        uint32_t maxd = L->o.max_sgl_descriptors < 4 ? L->o.max_sgl_descriptors : 4;
-        if (icd / NVMF_SGL_DESC_SIZE < maxd)
-            maxd = icd / NVMF_SGL_DESC_SIZE;
-        if (L->io_size / n->block < maxd)
-            maxd = L->io_size / n->block;
+        uint32_t icd = L->o.in_capsule_data_size, maxd = n->maxd;
         if (opc == NRT_OPC_WRITE && L->io_size <= icd && soak_chance(g, 1, 8))
             how = HOW_ICD;
         else if (maxd >= 2 && soak_chance(g, 1, 8))
             how = HOW_MULTI;
         if (opc == NRT_OPC_WRITE) {
             tag = ++L->tagseq;
-            uint8_t *data = how == HOW_ICD ? cap + NVMF_SQE_SIZE : L->buf;
-            stamp_blocks(n, slba, tag, data, L->io_size);
-            if (how != HOW_ICD && host_write_stamps(L, h, n, hoff, data) < 0) {
-                violation(L, "SETUP", "host memory write: %s", nrt_rig_error(L->r));
-                return 0;
-            }
+            /* in the capsule, or in the host buffer the target reads */
+            stamp_blocks(n, slba, tag, how == HOW_ICD ? cap + NVMF_SQE_SIZE : h->mem + hoff,
+                         L->io_size);
         } else {
             /* poison every stamp first: a read that moves nothing (or part) is seen */
+            uint8_t *data = h->mem + hoff;
             for (uint32_t off = 0; off < L->io_size; off += n->block) {
-                nrt_rig_mr_write(L->r, (uint32_t)h->mkey, hoff + off, poison, 16);
-                nrt_rig_mr_write(L->r, (uint32_t)h->mkey, hoff + off + n->block - 8, poison, 8);
+                memcpy(data + off, poison, 16);
+                memcpy(data + off + n->block - 8, poison, 8);
             }
         }
         if (how == HOW_ICD) {
@@ -532,7 +502,7 @@ static int prepare_io(struct life *L, struct hconn *h, uint8_t *cap, uint32_t *l
         } else if (how == HOW_MULTI) {
             /* a last segment in the capsule listing ndesc keyed blocks, block aligned,
              * in host order (NVMe base 2.0 4.4; NVMe/RDMA 1.0 2.2) */
-            uint32_t nd = soak_range(g, 2, maxd), blocks = L->io_size / n->block, done = 0;
+            uint32_t nd = soak_range(g, 2, maxd), blocks = nlb, done = 0;
             union nvme_sgl_desc *list = (union nvme_sgl_desc *)(cap + NVMF_SQE_SIZE);
             for (uint32_t i = 0; i < nd; i++) {
                 uint32_t nb = i + 1 == nd ? blocks - done : (blocks - done) / (nd - i);
@@ -645,15 +615,10 @@ static void complete_io(struct life *L, struct hconn *h, const struct nrt_respon
     } else if (s->opc == NRT_OPC_WRITE && n->state[s->chunk] != CH_RETIRED) {
         n->tag[s->chunk] = s->tag;
     } else if (s->opc == NRT_OPC_READ && n->state[s->chunk] != CH_RETIRED) {
-        uint64_t hoff = (uint64_t)rsp->cid * L->io_size;
-        uint8_t *data = L->buf;
         uint32_t bad = 0;
-        const char *why = NULL;
-        if (host_read_stamps(L, h, n, hoff, data) < 0)
-            why = "host memory unreadable";
-        else
-            why = check_blocks(n, (uint64_t)s->chunk * (L->io_size / n->block),
-                               n->tag[s->chunk], data, L->io_size, &bad);
+        const char *why = check_blocks(n, (uint64_t)s->chunk * n->nlb,
+                                       n->tag[s->chunk], h->mem + (uint64_t)rsp->cid * L->io_size,
+                                       L->io_size, &bad);
         if (why) {
             violation(L, "DATA-1", "connection %d CID %u: read of nsid %u chunk %u (%s): "
                       "block %u: %s", h->conn, rsp->cid, n->nsid, s->chunk,
@@ -677,8 +642,10 @@ static void reap_all(struct life *L)
         struct hconn *h = &L->c[i];
         if (!h->slot || h->qid == 0)
             continue;
-        int n;
-        while (!L->failed && (n = nrt_rig_reap(L->r, h->conn, rsp, 64)) > 0)
+        /* fewer than asked: nothing more was received (nrt_rig_reap takes every response
+         * the host has before it returns short) */
+        int n = 64;
+        while (!L->failed && n == 64 && (n = nrt_rig_reap(L->r, h->conn, rsp, 64)) > 0)
             for (int k = 0; k < n && !L->failed; k++)
                 complete_io(L, h, &rsp[k]);
     }
@@ -765,16 +732,14 @@ static void schedule_burst(struct life *L)
         uint64_t before = nrt_rig_progress(L->r);
         for (int i = 0; i < L->nc; i++)
             if (L->c[i].slot)
-                while (nrt_rig_deliver_h2t(L->r, L->c[i].conn) > 0)
-                    ;
+                nrt_rig_deliver_all_h2t(L->r, L->c[i].conn);
         for (uint32_t g = 0; g < L->o.num_poll_groups; g++)
             nrt_rig_poll(L->r, (int)g);
         while (nrt_bdev_pending(L->t) > 0)
             nrt_bdev_complete(L->t, 0, NRT_SC_SUCCESS);
         for (int i = 0; i < L->nc; i++)
             if (L->c[i].slot)
-                while (nrt_rig_deliver_t2h(L->r, L->c[i].conn) > 0)
-                    ;
+                nrt_rig_deliver_all_t2h(L->r, L->c[i].conn);
         for (uint32_t g = 0; g < L->o.num_poll_groups; g++)
             nrt_rig_poll(L->r, (int)g);
         reap_all(L);
@@ -878,8 +843,13 @@ static void qpair_checks(struct life *L)
     for (int i = 0; i < L->nc && !L->failed; i++) {
         struct hconn *h = &L->c[i];
         struct nrt_qpair_info q;
-        if (!h->slot || nrt_rig_qpair_info(L->r, h->conn, &q) < 0)
-            continue;   /* its target qpair is gone */
+        if (!h->slot || h->qpair_gone)
+            continue;
+        int rc = nrt_rig_qpair_info(L->r, h->conn, &q);
+        if (rc < 0) {
+            h->qpair_gone = rc == NRT_ENOENT;   /* its target qpair is gone, for good */
+            continue;
+        }
         if (L->caps & NRT_CAP_RECEIVES) {
             uint32_t recvs = q.recv_posted + q.recv_in_cq + q.recv_held + q.recv_idle;
             if (q.slots_free + q.slots_used != q.depth)
@@ -1064,7 +1034,14 @@ static int setup(struct life *L)
             n->sub = s;
             n->block = L->io_size % 4096 == 0 && soak_chance(&L->rng, 3, 4) ? 4096 : 512;
             n->nchunks = soak_range(&L->rng, 64, 256);
-            uint64_t nblocks = (uint64_t)n->nchunks * (L->io_size / n->block);
+            n->nlb = L->io_size / n->block;
+            /* a list of up to 4 descriptors, as the target and the capsule allow */
+            n->maxd = L->o.max_sgl_descriptors < 4 ? L->o.max_sgl_descriptors : 4;
+            if (L->o.in_capsule_data_size / NVMF_SGL_DESC_SIZE < n->maxd)
+                n->maxd = L->o.in_capsule_data_size / NVMF_SGL_DESC_SIZE;
+            if (n->nlb < n->maxd)
+                n->maxd = n->nlb;
+            uint64_t nblocks = (uint64_t)n->nchunks * n->nlb;
             int nsid = nrt_namespace_add(L->t, s, n->block, nblocks);
             if (nsid < 0) {
                 violation(L, "SETUP", "namespace: %s", nrt_transport_error(L->t));
