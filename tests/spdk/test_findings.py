@@ -50,8 +50,15 @@ def finding(verdict: dict, prop: str) -> dict:
     return found[0]
 
 
+#: The machines that look for the 3290 leak.  Two: on this tree the send-depth livelock
+#: (docs/spdk-findings.md, item 1) can stop a machine at LIVE-1 before it reaches an
+#: abnormal completion of a part-posted write, and which of the two defects a machine's
+#: examples meet first is not something the test should hang on.
+LEAK_MACHINES = "ContentionMachine,TransportMachine"
+
+
 def test_the_gate_finds_the_issue_3290_wr_leak_on_the_commit_before_its_fix():
-    verdict = judge("7068328493-parent", "ContentionMachine")
+    verdict = judge("7068328493-parent", LEAK_MACHINES)
     assert verdict["target_commit"].startswith("e718d8ca5f")
     assert verdict["properties"]["POOL-2"] == "fail"
     leak = finding(verdict, "POOL-2")
@@ -60,7 +67,7 @@ def test_the_gate_finds_the_issue_3290_wr_leak_on_the_commit_before_its_fix():
 
 
 def test_the_gate_finds_no_wr_leak_once_issue_3290_is_fixed():
-    verdict = judge("7068328493", "ContentionMachine")
+    verdict = judge("7068328493", LEAK_MACHINES)
     assert verdict["properties"]["POOL-2"] == "pass", verdict["findings"]
 
 
