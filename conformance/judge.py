@@ -228,25 +228,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _target(args: argparse.Namespace) -> tuple[Any, Any]:
     """The backend (built if need be) and its description; UsageError if neither can be had."""
     from conformance import judging
-    from impl import backends
-    from impl.target import TargetError
 
     try:
-        backend = backends.load(args.target, args.spdk_src)
-        desc = judging.describe_target(backend)
-    except (backends.BackendError, TargetError) as exc:
-        raise UsageError(f"target {args.target!r} cannot be loaded: {exc}") from exc
-    if args.defects:
-        from conformance.profiles import defects_under_test
-
-        os.environ["NRT_DEFECTS"] = args.defects
-        try:
-            refusal = judging.defects_refusal(desc, defects_under_test())
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        if refusal:
-            raise UsageError(refusal)
-    return backend, desc
+        return judging.load_target(args.target, args.spdk_src, args.defects)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _pytest_command(args: argparse.Namespace) -> list[str]:

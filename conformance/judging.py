@@ -360,3 +360,30 @@ def describe_target(backend: Any = None) -> TargetDescription:
         finally:
             t.destroy()
     return _described[key]
+
+
+def load_target(target: str, spdk_src: str | None, defects: str | None) -> tuple[Any, Any]:
+    """The backend of ``target`` (built if need be) and its description, for a command that
+    judges it; ``defects`` (comma-separated switch names) must be ones the target can be
+    built with.  ValueError, saying why, when any of that cannot be had."""
+    import os
+
+    from impl import backends
+    from impl.target import TargetError
+
+    try:
+        backend = backends.load(target, spdk_src)
+        desc = describe_target(backend)
+    except (backends.BackendError, TargetError) as exc:
+        raise ValueError(f"target {target!r} cannot be loaded: {exc}") from exc
+    if defects:
+        from conformance.profiles import defects_under_test
+
+        os.environ["NRT_DEFECTS"] = defects
+        try:
+            refusal = defects_refusal(desc, defects_under_test())
+        finally:
+            os.environ.pop("NRT_DEFECTS", None)
+        if refusal:
+            raise ValueError(refusal)
+    return backend, desc

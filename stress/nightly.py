@@ -223,25 +223,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _target(args: argparse.Namespace) -> tuple[Any, Any]:
     """The backend (built if need be) and its description; ValueError if not to be had."""
     from conformance import judging
-    from impl import backends
-    from impl.target import TargetError
 
-    try:
-        backend = backends.load(args.target, args.spdk_src)
-        desc = judging.describe_target(backend)
-    except (backends.BackendError, TargetError) as exc:
-        raise ValueError(f"target {args.target!r} cannot be loaded: {exc}") from exc
-    if args.defects:
-        from conformance.profiles import defects_under_test
-
-        os.environ["NRT_DEFECTS"] = args.defects
-        try:
-            refusal = judging.defects_refusal(desc, defects_under_test())
-        finally:
-            os.environ.pop("NRT_DEFECTS", None)
-        if refusal:
-            raise ValueError(refusal)
-    return backend, desc
+    return judging.load_target(args.target, args.spdk_src, args.defects)
 
 
 def pytest_command(args: argparse.Namespace) -> list[str]:
