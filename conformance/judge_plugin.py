@@ -108,21 +108,8 @@ def _specs(item: pytest.Item) -> list[str]:
     return list(dict.fromkeys(str(a) for m in item.iter_markers("spec") for a in m.args))
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The failures in ``exc``: itself, or the members of an exception group (Hypothesis
-    raises one when it found several distinct failures)."""
-    inner = getattr(exc, "exceptions", None)
-    if not inner:
-        return [exc]
-    return [leaf for e in inner for leaf in _leaves(e)]
-
-
-def _property_of(exc: BaseException) -> str | None:
-    if isinstance(exc, checks.PropertyViolation):
-        return exc.spec
-    if type(exc).__name__ == "TargetCrashed" and getattr(exc, "kind", "") != "interrupted":
-        return "CRASH-1"   # a crash that no driver turned into a CRASH-1 violation itself
-    return None
+_leaves = judging.failure_leaves
+_property_of = judging.property_of
 
 
 @pytest.hookimpl(wrapper=True)

@@ -387,3 +387,24 @@ def load_target(target: str, spdk_src: str | None, defects: str | None) -> tuple
         if refusal:
             raise ValueError(refusal)
     return backend, desc
+
+
+def failure_leaves(exc: BaseException) -> list[BaseException]:
+    """The failures in ``exc``: itself, or the members of an exception group (Hypothesis
+    raises one when it found several distinct failures)."""
+    inner = getattr(exc, "exceptions", None)
+    if not inner:
+        return [exc]
+    return [leaf for e in inner for leaf in failure_leaves(e)]
+
+
+def property_of(exc: BaseException) -> str | None:
+    """The property a failure violated: a check's violation names it; a target crash that no
+    driver turned into a CRASH-1 violation itself is CRASH-1; anything else, None."""
+    from conformance import checks
+
+    if isinstance(exc, checks.PropertyViolation):
+        return exc.spec
+    if type(exc).__name__ == "TargetCrashed" and getattr(exc, "kind", "") != "interrupted":
+        return "CRASH-1"
+    return None

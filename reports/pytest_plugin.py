@@ -264,21 +264,8 @@ def pytest_runtest_makereport(
 # ------------------------------------------------------------ per-property results
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The failures in ``exc``: itself, or the members of an exception group (Hypothesis
-    raises one when it reports several distinct failures)."""
-    inner = getattr(exc, "exceptions", None)
-    if not inner:
-        return [exc]
-    return [leaf for e in inner for leaf in _leaves(e)]
-
-
-def _property_of(exc: BaseException) -> str | None:
-    if isinstance(exc, checks.PropertyViolation):
-        return exc.spec
-    if type(exc).__name__ == "TargetCrashed" and getattr(exc, "kind", "") != "interrupted":
-        return "CRASH-1"
-    return None
+_leaves = judging.failure_leaves
+_property_of = judging.property_of
 
 
 def _run_on(item: pytest.Item) -> RunOn:
