@@ -644,6 +644,16 @@ class Harness:
             checks.group_stats_agree(g, t.group_stats(g), view.polls, view.idle_polls,
                                      view.reaped, waiting, len(mine))
 
+    def release(self) -> None:
+        """Destroy the target without judging it (the example ended in an exception)."""
+        if not self.alive:
+            return
+        self.alive = False
+        try:
+            self.t.destroy()
+        except (TargetError, TargetCrashed):
+            pass   # a target that already failed or crashed has nothing more to give back
+
     def finish(self) -> None:
         """Liveness mode, then destroy: LIVE-1, CQE-1, SHUT-1, POOL-2, DATA-1."""
         if not self.alive:

@@ -22,6 +22,7 @@ Paste it after ``from conformance.reproduce import *`` to run it again.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -185,9 +186,18 @@ def machine_class(name: str, configs: SearchStrategy[GateConfig], doc: str,
 
         @_contained
         def teardown(self) -> None:
-            if self._alive():
-                assert self.h is not None
-                self.h.finish()
+            if not self._alive():
+                return
+            assert self.h is not None
+            if sys.exc_info()[1] is not None:
+                # The example already ended in an exception: a rule's failure, which is
+                # its verdict, or Hypothesis abandoning it (its choices ran out).  Judging
+                # the rest would chain a second failure onto the first (another failure
+                # for Hypothesis to shrink) or be thrown away with the abandoned example,
+                # so the target is only released.
+                self.h.release()
+                return
+            self.h.finish()
 
     Machine.__name__ = Machine.__qualname__ = name
     Machine.__doc__ = doc
