@@ -127,7 +127,10 @@ def reproducer_lines(notes: str) -> str:
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("state.teardown()")),
                len(lines) - 1)
     keep = lines[start:end + 1]
-    keep += [ln for ln in lines if "@reproduce_failure" in ln or ln.startswith("@seed")]
+    # Hypothesis's hint is a sentence around the decorator: kept as a comment, so the
+    # text stays Python a person can paste
+    keep += ["# inside pytest: " + ln.strip() for ln in lines
+             if "@reproduce_failure" in ln or ln.startswith("@seed")]
     return "\n".join(keep)
 
 
@@ -286,6 +289,18 @@ def main(argv: list[str] | None = None) -> int:
     return report(args, backend, desc, run, results)
 
 
+def replay_call(args: argparse.Namespace, backend: Any) -> str:
+    """The ``replay_on(...)`` line that selects what the run judged
+    (:func:`conformance.reproduce.replay_on`)."""
+    call = [f"target={args.target!r}"]
+    if backend.commit:
+        call.append(f"commit={backend.commit!r}")
+    call += [f"defects={args.defects or ''!r}", f"profile={args.profile!r}"]
+    if args.spdk_src:
+        call.append(f"spdk_src={str(Path(args.spdk_src).resolve())!r}")
+    return f"replay_on({', '.join(call)})"
+
+
 def report(args: argparse.Namespace, backend: Any, desc: Any, run: Run,
            results: dict[str, Verdict]) -> int:
     out = sys.stdout
@@ -294,8 +309,10 @@ def report(args: argparse.Namespace, backend: Any, desc: Any, run: Run,
         print(f"{prop:<8} {v.status.upper():<10} {v.why}", file=out)
     for prop, v in results.items():
         if v.status == FAIL and v.reproducer:
-            print(f"\n--- {prop}: first failing example ({v.nodeid}); replay after "
-                  f"`from conformance.reproduce import *`", file=out)
+            print(f"\n--- {prop}: first failing example ({v.nodeid}); paste into "
+                  f"`python` at the checkout's root", file=out)
+            print("from conformance.reproduce import *", file=out)
+            print(replay_call(args, backend), file=out)
             print(v.reproducer, file=out)
     errors = [f for f in run.failed if f["property"] is None]
     for e in errors:

@@ -60,6 +60,7 @@ import marshal
 import operator
 import os
 import re
+import resource
 import select
 import signal
 import struct
@@ -78,6 +79,8 @@ __all__ = ["IsolatedLib", "SharedObjectLib", "TargetCrashed", "isolated_backend"
 
 #: How much of the child's stderr a crash report carries.
 REPORT_TAIL = 8 * 1024
+#: Seconds a hung child is given to print its report after SIGABRT before SIGKILL.
+HANG_REPORT_S = 2.0
 
 _CData = ffi.CData
 _NULL = ffi.NULL
@@ -402,7 +405,15 @@ class _Channel:
         raise self.dead
 
     def _hung(self, name: str, args: tuple[Any, ...]) -> None:
-        self._kill()
+        # Ask a hung child where it is before killing it: SIGABRT, for which a target
+        # library may print a backtrace (the SPDK adapter does) on its way out.  A child
+        # that is not gone within HANG_REPORT_S is killed anyway.
+        try:
+            os.kill(self.pid, signal.SIGABRT)
+        except ProcessLookupError:
+            pass
+        if self._reap(HANG_REPORT_S) is None:
+            self._kill()
         self.dead = TargetCrashed("hang", _call_repr(name, args), library=self.library,
                                   pid=self.pid, report=self._tail(),
                                   detail=f"no reply within {self.watchdog_s:g} s, killed")
@@ -563,6 +574,8 @@ def _child_main(library: str | None, req_r: int, rep_w: int, log: int,
             except OSError:
                 pass
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+        # a crash (or the SIGABRT a hang is ended with) leaves a report, never a core file
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         # a target library may add what it knows to a crash report (the SPDK adapter
         # prints a C backtrace on a fatal signal) where the crash ends only this child
         os.environ["NRT_ISOLATED_CHILD"] = "1"

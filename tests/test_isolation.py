@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 HELPER_C = r"""
 #include <assert.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,22 @@ int nrt_rig_port_down(struct nrt_rig *r, int port)
         sleep(1);
 }
 int nrt_rig_port_up(struct nrt_rig *r, int port) { (void)r; exit(port); }
+static void where_am_i(int sig)
+{
+    static const char msg[] = "spinning in nrt_rig_host_disconnect\n";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+int nrt_rig_host_disconnect(struct nrt_rig *r, int conn)
+{
+    (void)r;
+    (void)conn;
+    signal(SIGABRT, where_am_i);
+    for (;;)
+        ;
+}
 int nrt_rig_device_remove(struct nrt_rig *r, int port)
 {
     (void)r;
@@ -308,6 +325,17 @@ def test_hang_is_killed(helper: str) -> None:
     with pytest.raises(TargetCrashed) as again:
         iso.nrt_rig_progress(ffi.NULL)
     assert again.value.kind == "hang"
+
+
+def test_a_hung_child_is_asked_where_it_is_before_it_is_killed(helper: str) -> None:
+    iso = IsolatedLib(helper, watchdog_s=0.5)
+    pid = iso.pid
+    with pytest.raises(TargetCrashed) as exc:
+        iso.nrt_rig_host_disconnect(ffi.NULL, 1)
+    assert exc.value.kind == "hang"
+    # what its SIGABRT handler printed (a target's backtrace) is in the report
+    assert "spinning in nrt_rig_host_disconnect" in exc.value.report
+    assert _gone(pid)
 
 
 def test_report_is_the_tail(helper: str) -> None:

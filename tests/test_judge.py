@@ -15,7 +15,7 @@ from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance import judge, judging
-from conformance.judge import Run, verdicts
+from conformance.judge import Run, reproducer_lines, verdicts
 from impl import Transport, backends
 from impl.target import CAPABILITIES, MODE_CAPABILITIES, TargetDescription
 
@@ -216,6 +216,15 @@ def test_verdicts_from_events() -> None:
                                    "reproducer_steps": 2, "seconds_to_first": 2.5}
     assert v["POOL-2"].reproducer.splitlines()[0] == "state = M()"
     assert v["POOL-2"].reproducer.splitlines()[-1] == "state.teardown()"
+
+
+def test_the_printed_reproducer_is_python_a_person_can_paste() -> None:
+    notes = ("Falsifying\nstate = M()\nstate.start(x=1)\nstate.teardown()\n"
+             "You can reproduce this test case by temporarily adding "
+             "@reproduce_failure('6.1', b'AXic') as a decorator on your test function")
+    text = reproducer_lines(notes)
+    compile(text, "<reproducer>", "exec")   # a SyntaxError fails the test
+    assert "@reproduce_failure('6.1', b'AXic')" in text
 
 
 def test_verdicts_of_a_crashed_or_broken_run() -> None:
