@@ -46,6 +46,15 @@ def _states(rig, qp: int) -> dict[int, str]:
     return {r.cid: names[r.state] for r in rig.t.requests(qp)}
 
 
+def _connected(rig, qid: int) -> int:
+    """Another IO qpair of the rig's controller, on poll group 0."""
+    qp = rig.t.create_qpair(rig.port, 0, 4, qid=qid)
+    rsp = rig.run_one(qp, connect_capsule(rig.cid(), rig.sub, qid=qid, cntlid=rig.cntlid,
+                                          sqsize=3))
+    assert rsp.status == Status.SUCCESS
+    return qp
+
+
 def _deliver(rig, qp: int, rounds: int = 10) -> None:
     for _ in range(rounds):
         rig.t.deliver_h2t(qp)
@@ -65,10 +74,7 @@ def test_a_request_torn_down_while_waiting_for_a_buffer_is_never_handed_one(spdk
                     io_depth=8)
     t = rig.t
     try:
-        second = t.create_qpair(rig.port, 0, 4, qid=2)
-        rsp = rig.run_one(second, connect_capsule(rig.cid(), rig.sub, qid=2,
-                                                  cntlid=rig.cntlid, sqsize=3))
-        assert rsp.status == Status.SUCCESS
+        second = _connected(rig, 2)
         t.set_bdev_auto(False)
         hogs = [_read(rig, rig.io, 128 * i, IO_SIZE, IO_SIZE * i)
                 for i in range(BUFFERS * t.options.io_unit_size // IO_SIZE)]
@@ -99,6 +105,49 @@ def test_a_request_torn_down_while_waiting_for_a_buffer_is_never_handed_one(spdk
         rep = t.destroy()
     assert rep.buf_returned == rep.buf_expected == BUFFERS, rep
     assert rep.wr_returned == rep.wr_expected and rep.message == "", rep
+
+
+def test_waiters_behind_a_torn_down_one_are_still_served(spdk_isolated):
+    """The stall's shape: a read of qpair B waits for a buffer, then one of qpair D behind
+    it; B goes.  With shared receive queues the next capsule, a read of qpair C, gets B's
+    request object (rdma.c frees to the head of the SRQ's free list) and waits too.  Had
+    B's wait entry not been aborted, queueing it again for C would cut D's entry off the
+    queue (an STAILQ insert of an element already in it): D would wait for ever with every
+    buffer free.  Both C and D must be answered once the buffers come back."""
+    rig = build_rig(io_group=0, num_poll_groups=2, srq=1, max_srq_depth=16,
+                    max_io_size=IO_SIZE, num_shared_buffers=BUFFERS, buf_cache_size=0,
+                    io_depth=8)
+    t = rig.t
+    try:
+        b, c, d = (_connected(rig, qid) for qid in (2, 3, 4))
+        t.set_bdev_auto(False)
+        for i in range(BUFFERS * t.options.io_unit_size // IO_SIZE):
+            _read(rig, rig.io, 128 * i, IO_SIZE, IO_SIZE * i)
+        _deliver(rig, rig.io)
+        waiters = {}
+        for qp, host in ((b, 600_000), (d, 610_000)):
+            waiters[qp] = _read(rig, qp, 8, 4096, host)
+            _deliver(rig, qp)
+            assert _states(rig, qp) == {waiters[qp]: "NEED_BUFFER"}
+        t.disconnect_qpair(b)
+        for _ in range(10):
+            t.accept()
+            t.poll(0)
+        assert t.qpair_info(b) is None
+        waiters[c] = _read(rig, c, 16, 4096, 620_000)
+        _deliver(rig, c)
+        assert _states(rig, c) == {waiters[c]: "NEED_BUFFER"}
+        while t.bdev_pending():
+            t.bdev_complete(0)
+            t.poll(0)
+        t.set_bdev_auto(True)
+        drained = t.drain(200)
+        assert drained.quiescent and not drained.stalled, (drained, _states(rig, d))
+        for qp in (c, d):
+            assert [(r.cid, r.status) for r in t.reap(qp)] == [(waiters[qp], Status.SUCCESS)]
+    finally:
+        rep = t.destroy()
+    assert rep.buf_returned == rep.buf_expected == BUFFERS and rep.message == "", rep
 
 
 def test_free_buffers_are_counted_in_the_pool_and_the_poll_group_caches(spdk_isolated):
