@@ -2,8 +2,8 @@
  * adapter.c — SPDK's NVMe-oF RDMA transport (lib/nvmf/rdma.c of a user's tree) behind nrt.h.
  *
  * This translation unit includes, from the SPDK tree being judged, the transport itself
- * (rdma.c, transport.c) and SPDK's test environment (test_env.c: a mempool that is a plain
- * count, a mock clock; test_iobuf.c: the iobuf API with counts), exactly as SPDK's own unit
+ * (rdma.c, transport.c), SPDK's buffer pools (lib/thread/iobuf.c, the production code) and
+ * SPDK's test environment (test_env.c: a mock clock, rings, allocations), as SPDK's own unit
  * test for rdma.c does.  Around them it provides what SPDK's nvmf core and env would:
  *
  *   - the core: a target object (a registered io_device), poll groups on one SPDK thread
@@ -149,7 +149,21 @@ size_t spdk_mempool_count(const struct spdk_mempool *_mp)
     return mp ? mp->free : 0;
 }
 #include "CUnit/Basic.h"      /* the build's shim: SPDK's test doubles assert with CUnit */
+#if HAVE_IOBUF_C
+/* SPDK's iobuf itself, not its test double test_iobuf.c: the double keeps one global wait
+ * queue for both pools and every channel, and its spdk_iobuf_entry_abort and
+ * spdk_iobuf_for_each_entry are stubs, so a request rdma.c aborts while it waits for a
+ * buffer (nvmf_request_get_buffers_abort, on qpair teardown) stays queued, and a later
+ * spdk_iobuf_put hands a buffer to a request object that is free or serves another qpair:
+ * the SIGSEGV / `tgroup != NULL` abort in nvmf_request_iobuf_get_cb and the buffers lost to
+ * it.  The real iobuf queues per pool per thread (the poll groups here share one thread,
+ * so one queue), wakes FIFO on put, keeps a re-queued entry at the head, takes its caches
+ * from the pool and aborts what is asked.  Included (not linked) so the counts below can
+ * read its statics. */
+#include "thread/iobuf.c"
+#else
 #include "common/lib/test_iobuf.c"
+#endif
 #include "nvmf/rdma.c"
 #include "nvmf/transport.c"
 #include "spdk/json.h"
@@ -323,6 +337,52 @@ struct nrt_transport {
 
 static struct nrt_transport *g_core;   /* the one live transport (SPDK's globals) */
 
+/* ---- the data buffers: iobuf's small pool ----------------------------------------------------
+ * Both iobuf buffer sizes are io_unit_size, so every data buffer rdma.c takes is a small
+ * one.  A free buffer is in the pool's ring or in a poll group's cache (iobuf.c moves
+ * buffers between them in batches); the test double has counts only, and its caches are
+ * not taken from its pool. */
+static uint64_t core_bufs_in_pool(void)
+{
+#if HAVE_IOBUF_C
+#if HAVE_IOBUF_NODE
+    struct spdk_ring *ring = g_iobuf.node[0].small_pool;
+#else
+    struct spdk_ring *ring = g_iobuf.small_pool;
+#endif
+    return ring ? spdk_ring_count(ring) : 0;
+#else
+    return g_iobuf.small_pool_count;
+#endif
+}
+
+static uint64_t core_bufs_cached(const struct nrt_transport *t)
+{
+    uint64_t n = 0;
+#if HAVE_IOBUF_C
+    for (uint32_t i = 0; t->groups && i < t->o.num_poll_groups; i++) {
+        const struct spdk_nvmf_transport_poll_group *tg = t->groups[i].tg;
+        if (!tg || !tg->buf_cache)
+            continue;
+#if HAVE_IOBUF_NUMA
+        n += tg->buf_cache->cache[0].small.cache_count;
+#else
+        n += tg->buf_cache->small.cache_count;
+#endif
+    }
+#else
+    (void)t;
+#endif
+    return n;
+}
+
+static void core_iobuf_finished(void *arg) { (void)arg; }
+
+/* iobuf's end: its io_device goes, and with it the pools, after SPDK's own audit of them
+ * ("small iobuf pool count is X, expected Y", kept with the destroy messages).  A no-op if
+ * it was never initialised or has already finished. */
+static void core_iobuf_finish(struct nrt_transport *t);
+
 static int core_fail(struct nrt_transport *t, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int core_fail(struct nrt_transport *t, int code, const char *fmt, ...)
@@ -360,8 +420,12 @@ static void core_log(int level, const char *file, const int line, const char *fu
     snprintf(t->log[t->log_next++ % CORE_LOG_LINES], CORE_LINE_LEN, "%s", msg);
     if (level <= SPDK_LOG_ERROR)
         snprintf(t->last_error, sizeof(t->last_error), "%s", msg);
-    if (strstr(msg, "wr pool count"))
-        snprintf(t->destroy_message, sizeof(t->destroy_message), "%s", msg);
+    if (strstr(msg, "wr pool count") || strstr(msg, "iobuf pool count")) {
+        size_t used = strlen(t->destroy_message);
+        if (used + 3 < sizeof(t->destroy_message))
+            snprintf(t->destroy_message + used, sizeof(t->destroy_message) - used, "%s%s",
+                     used ? "; " : "", msg);
+    }
     if (getenv("NRT_SPDK_LOG"))
         fprintf(stderr, "spdk[%d] %s\n", level, msg);
     if (g_log_file)
@@ -536,6 +600,16 @@ static void core_drain_thread(struct nrt_transport *t)
 {
     for (int i = 0; i < 1000 && spdk_thread_poll(t->thread, 0, 0) > 0; i++)
         ;
+}
+
+static void core_iobuf_finish(struct nrt_transport *t)
+{
+#if HAVE_IOBUF_C
+    spdk_iobuf_finish(core_iobuf_finished, NULL);
+    core_drain_thread(t);
+#else
+    (void)t;
+#endif
 }
 
 static void core_disconnect(struct spdk_nvmf_qpair *qp);
@@ -1043,6 +1117,7 @@ static void core_thread_fini(struct nrt_transport *t)
 {
     if (!t->thread)
         return;
+    core_iobuf_finish(t);
     spdk_io_device_unregister(&t->tgt, NULL);
     core_drain_thread(t);
     spdk_thread_exit(t->thread);
@@ -1172,7 +1247,32 @@ struct nrt_transport *nrt_transport_create(const struct nrt_opts *opts, char *er
 #if HAVE_IOBUF_OPTS_SIZE
     io.opts_size = sizeof(io);
 #endif
+#if HAVE_IOBUF_C
+    /* What SPDK's iobuf subsystem does at start-up: the options, then the pools.
+     * spdk_iobuf_set_opts has floors of its own (64 small and 8 large buffers, 4 KiB and
+     * 8 KiB buffers) that are configuration policy, not the pools' mechanics: it is given
+     * at least those, and the pools are then sized as the suite asked (the options the
+     * targets share; a buffer is still rounded up to iobuf's 4 KiB alignment). */
+    struct spdk_iobuf_opts asked = io;
+    if (io.small_pool_count < IOBUF_MIN_SMALL_POOL_SIZE)
+        io.small_pool_count = IOBUF_MIN_SMALL_POOL_SIZE;
+    if (io.large_pool_count < IOBUF_MIN_LARGE_POOL_SIZE)
+        io.large_pool_count = IOBUF_MIN_LARGE_POOL_SIZE;
+    if (io.small_bufsize < IOBUF_MIN_SMALL_BUFSIZE)
+        io.small_bufsize = IOBUF_MIN_SMALL_BUFSIZE;
+    if (io.large_bufsize < IOBUF_MIN_LARGE_BUFSIZE)
+        io.large_bufsize = IOBUF_MIN_LARGE_BUFSIZE;
+    if (spdk_iobuf_set_opts(&io) != 0)
+        return refuse(t, err, len, "SPDK's iobuf refused its options");
+    g_iobuf.opts.small_pool_count = asked.small_pool_count;
+    g_iobuf.opts.large_pool_count = asked.large_pool_count;
+    g_iobuf.opts.small_bufsize = asked.small_bufsize;
+    g_iobuf.opts.large_bufsize = asked.large_bufsize;
+    if (spdk_iobuf_initialize() != 0)
+        return refuse(t, err, len, "SPDK's iobuf could not create its pools");
+#else
     spdk_iobuf_set_opts(&io);
+#endif
 
     struct spdk_nvmf_transport_opts to;
     memset(&to, 0, sizeof(to));
@@ -1274,7 +1374,7 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
         r.wr_expected = t->wr_capacity;
         r.wr_returned = t->rt->data_wr_pool ? spdk_mempool_count(t->rt->data_wr_pool) : 0;
         r.buf_expected = t->o.num_shared_buffers;
-        r.buf_returned = g_iobuf.small_pool_count;
+        r.buf_returned = core_bufs_in_pool() + core_bufs_cached(t);
         g_core = NULL;
         if (rep)
             *rep = r;
@@ -1289,9 +1389,10 @@ int nrt_transport_destroy(struct nrt_transport *t, struct nrt_destroy_report *re
     r.wr_expected = t->wr_capacity;
     r.wr_returned = t->rt->data_wr_pool ? spdk_mempool_count(t->rt->data_wr_pool) : 0;
     r.buf_expected = t->o.num_shared_buffers;
-    r.buf_returned = g_iobuf.small_pool_count;
+    r.buf_returned = core_bufs_in_pool() + core_bufs_cached(t);   /* the caches are back */
     spdk_nvmf_transport_destroy(t->transport, core_destroy_done, NULL);
     core_drain_thread(t);
+    core_iobuf_finish(t);
     snprintf(r.message, sizeof(r.message), "%s", t->destroy_message);
     for (uint32_t i = 0; i < t->o.max_qpairs; i++)
         free(t->qpairs[i]);   /* records of qpairs the poll group destroy took with it */
@@ -1663,7 +1764,8 @@ int nrt_buf_pool_counts(struct nrt_transport *t, struct nrt_pool_counts *out)
 {
     memset(out, 0, sizeof(*out));
     out->capacity = t->o.num_shared_buffers;
-    out->ring_free = g_iobuf.small_pool_count;
+    out->ring_free = core_bufs_in_pool();
+    out->cached = core_bufs_cached(t);
     return 0;
 }
 
@@ -1760,8 +1862,9 @@ int nrt_target_describe(struct nrt_transport *t, struct nrt_target_desc *out)
     /* Declared: the data-WR pool as SPDK's mempool count against its configured size;
      * request states and queues read from rdma.c's request objects; read and send depths;
      * the destroy-time audit is SPDK's own log line; keep-alive lives in the emulation.
-     * Not declared: per-request WR holdings, buffer conservation (SPDK's test iobuf keeps
-     * counts only), transition counts, poll group stats per group (SPDK counts per device
+     * Not declared: per-request WR holdings, buffer conservation (no per-request holdings
+     * or audit of the buffers; iobuf's own audit at its end is in the destroy message),
+     * transition counts, poll group stats per group (SPDK counts per device
      * poller), defect switches. */
     out->caps = NRT_CAP_WR_POOL | NRT_CAP_REQUESTS | NRT_CAP_QUEUES | NRT_CAP_DEPTHS |
                 NRT_CAP_DESTROY_REPORT | NRT_CAP_KEEP_ALIVE;
