@@ -214,6 +214,14 @@ static uint64_t iov_copy(const struct nvmf_emu_cmd *cmd, uint64_t off, uint8_t *
         return 0;
     if (len > limit - off)
         len = limit - off;
+    if (off == 0 && cmd->iovcnt && cmd->iov[0].iov_len >= len) {
+        /* the whole range in the first iovec (a block IO of one buffer): one copy */
+        if (to_iov)
+            memcpy(cmd->iov[0].iov_base, buf, len);
+        else
+            memcpy(buf, cmd->iov[0].iov_base, len);
+        return len;
+    }
     for (uint32_t i = 0; i < cmd->iovcnt && done < len; i++) {
         uint64_t l = cmd->iov[i].iov_len;
         if (off < pos + l) {

@@ -220,8 +220,37 @@ struct nrt_transport {
 int pool_init(struct pool *p, uint32_t capacity, uint32_t num_caches, uint32_t cache_size,
               uint32_t max_get);
 void pool_fini(struct pool *p);
-bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n);
-void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n);
+bool pool_get_slow(struct pool *p, uint32_t group, uint32_t *out, uint32_t n);
+void pool_put_slow(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n);
+
+/* All or nothing: either n objects land in out, or none are taken.  The usual get, one
+ * the group's cache holds, is served here; pool_get_slow refills the cache from the ring
+ * (or fails) exactly as this would after a refill. */
+static inline bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n)
+{
+    struct pool_cache *c = &p->caches[group];
+    if (n - 1u < c->count && n <= p->max_get) {   /* 1 <= n <= count */
+        c->count -= n;
+        for (uint32_t i = 0; i < n; i++)   /* n is small: a loop beats a memcpy call */
+            out[i] = c->objs[c->count + i];
+        return true;
+    }
+    return pool_get_slow(p, group, out, n);
+}
+
+/* The usual put leaves the group's cache at or below cache_size: appended here;
+ * pool_put_slow flushes the excess to the ring.  An empty put changes nothing. */
+static inline void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n)
+{
+    struct pool_cache *c = &p->caches[group];
+    if (n && n <= p->cache_size - c->count && c->count <= p->cache_size) {
+        for (uint32_t i = 0; i < n; i++)
+            c->objs[c->count + i] = objs[i];
+        c->count += n;
+        return;
+    }
+    pool_put_slow(p, group, objs, n);
+}
 uint32_t pool_cached(const struct pool *p);
 void pool_flush_caches(struct pool *p);
 
