@@ -75,20 +75,10 @@ static inline void complete(struct sv_qp *qp, struct sv_cq *cq, uint64_t wr_id,
     if (pos >= cq->cap)
         pos -= cq->cap;
     cq->count++;
-    struct ibv_wc *wc = &cq->ring[pos];
-    wc->wr_id = wr_id;
-    wc->status = st;
-    wc->opcode = (enum ibv_wc_opcode)op;
-    wc->vendor_err = 0;
-    wc->byte_len = len;
-    wc->imm_data = imm;
-    wc->qp_num = qp->qp.qp_num;
-    wc->src_qp = src_qp;
-    wc->wc_flags = flags;
-    wc->pkey_index = 0;
-    wc->slid = 0;
-    wc->sl = 0;
-    wc->dlid_path_bits = 0;
+    /* every field a verbs program can read: the ones not named here are 0 */
+    cq->ring[pos] = (struct ibv_wc){
+        .wr_id = wr_id, .status = st, .opcode = (enum ibv_wc_opcode)op, .byte_len = len,
+        .imm_data = imm, .qp_num = qp->qp.qp_num, .src_qp = src_qp, .wc_flags = flags};
     if (SV_UNLIKELY(cq->armed))
         cq_notify(cq);
 }
@@ -651,12 +641,12 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
     return 1;
 }
 
-int sv__qp_exec(struct sv_qp *qp)
+/* The send queue's head against peer, the QP peer_qpn names (NULL: none). */
+static inline __attribute__((always_inline)) int qp_exec_head(struct sv_qp *qp, struct sv_qp *peer)
 {
     if (qp->sq_head == qp->sq_tail || qp->qp.state != IBV_QPS_RTS)
         return 0;
     struct sv_swqe *w = sv_sq_slot(qp, qp->sq_head);
-    struct sv_qp *peer = sv__qp_find(qp->f, qp->peer_qpn);
     if (SV_UNLIKELY(!peer || peer->qp.state < IBV_QPS_RTR || peer->qp.state > IBV_QPS_SQE)) {
         /* a peer still in INIT is about to be made ready (the CM's RTU is on its way):
          * wait; a peer that is gone or in error never answers: retries exhausted */
@@ -673,6 +663,22 @@ int sv__qp_exec(struct sv_qp *qp)
     default:
         return exec_send(qp, w, peer);
     }
+}
+
+int sv__qp_exec(struct sv_qp *qp)
+{
+    return qp_exec_head(qp, sv__qp_find(qp->f, qp->peer_qpn));
+}
+
+/* Executions change QP states, never a QP's peer number nor which QPs exist, so the peer
+ * found for the first WR is the peer of every WR of the run (its state is checked per WR). */
+int sv__qp_exec_all(struct sv_qp *qp, int max)
+{
+    struct sv_qp *peer = sv__qp_find(qp->f, qp->peer_qpn);
+    int n = 0;
+    while (n < max && qp_exec_head(qp, peer) > 0)
+        n++;
+    return n;
 }
 
 void sv__qp_flush(struct sv_qp *qp)

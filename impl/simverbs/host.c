@@ -372,8 +372,11 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
                     k = wc[j].byte_len < sizeof c->data ? wc[j].byte_len : (uint32_t)sizeof c->data;
                 }
                 memset(c->data, 0, sizeof c->data);   /* a constant size: no call */
-                if (k)
-                    memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
+                const uint8_t *rb = h->rbuf + (size_t)i * h->p.recv_size;
+                if (k == 16)
+                    memcpy(c->data, rb, 16);   /* an NVMe CQE: a constant size too */
+                else if (k)
+                    memcpy(c->data, rb, k);
                 if (h->qp->qp.state != IBV_QPS_ERR && h->qp->qp.state != IBV_QPS_RESET)
                     host_post_recv(h, i);
             } else {

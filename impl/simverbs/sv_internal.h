@@ -433,6 +433,7 @@ int sv__rq_init(struct sv_rq *rq, uint32_t max_wr, uint32_t max_sge);
 /* exec.c */
 extern const struct ibv_context_ops sv__ops;
 int sv__qp_exec(struct sv_qp *qp);
+int sv__qp_exec_all(struct sv_qp *qp, int max);   /* sv__qp_exec until 0 or max */
 void sv__qp_flush(struct sv_qp *qp);
 void sv__srq_check_limit(struct sv_srq *srq);
 
