@@ -225,14 +225,19 @@ static inline int rq_post(struct sv_rq *rq, const struct ibv_recv_wr *wr)
     if (SV_UNLIKELY(wr->num_sge < 0 || n > rq->max_sge))
         return EINVAL;
     struct sv_rwqe *r = sv_rq_slot(rq, rq->tail);
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        r->sge[i] = wr->sg_list[i];
-        total += wr->sg_list[i].length;
-    }
     r->wr_id = wr->wr_id;
     r->num_sge = n;
-    r->total = total > 0xFFFFFFFFull ? 0xFFFFFFFFu : (uint32_t)total;
+    if (SV_LIKELY(n == 1)) {   /* the usual receive: one buffer, its length the total */
+        r->sge[0] = wr->sg_list[0];
+        r->total = wr->sg_list[0].length;
+    } else {
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            r->sge[i] = wr->sg_list[i];
+            total += wr->sg_list[i].length;
+        }
+        r->total = total > 0xFFFFFFFFull ? 0xFFFFFFFFu : (uint32_t)total;
+    }
     rq->tail++;
     return 0;
 }
