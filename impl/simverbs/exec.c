@@ -620,7 +620,7 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
         /* the receive holds the whole message (checked above), so a non-zero total has
          * a non-zero receive SGE and both pointers are set */
         if (w->total)
-            memmove(dp, sp, w->total);
+            sv_move_msg(dp, sp, w->total);
     } else if (inl) {
         scatter(f, r->sge, r->num_sge, w->data, w->total);
     } else {

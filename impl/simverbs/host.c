@@ -346,7 +346,7 @@ int sv_host_send_signaled(struct sv_fabric *f, int conn, const void *buf, uint32
         qp->host_caps[pos] = len;
     }
     if (len)
-        memcpy(qp->host_bufs[pos], buf, len);
+        sv_move_msg(qp->host_bufs[pos], buf, len);
     h->wr_ids[pos] = wr_id;
     struct sv_swqe *w = sv_sq_slot(qp, qp->sq_tail);
     w->wr_id = qp->sq_tail;      /* the position: its completion tells which slots it frees */
