@@ -69,13 +69,16 @@ struct pool {
 /* ---- work request contexts: wr_id points at one of these tags ------------------ */
 enum wr_kind { WRK_RECV = 1, WRK_DATA, WRK_SEND };
 
+/* Fields in the order the data path touches them: the WR's own (kind, req, sge, offsets)
+ * share a cache line with the head of the ibv_send_wr, the part a post reads; the rest of
+ * the ibv_send_wr (fields other transports and opcodes use) comes last. */
 struct data_wr {
     uint8_t kind;               /* WRK_DATA: first, wr_id points here */
     struct request *req;
-    struct ibv_send_wr wr;
     struct ibv_sge *sge;        /* max_sge entries in the transport's SGE arena */
     uint32_t data_off;          /* offset in the request's data */
     uint32_t len;
+    struct ibv_send_wr wr;
 };
 
 enum recv_state { RECV_IDLE = 0, RECV_POSTED, RECV_INCOMING, RECV_HELD, RECV_DEFERRED };
@@ -108,7 +111,6 @@ struct request {
     uint16_t status;
     uint32_t length;
     uint32_t ndesc;
-    struct { uint64_t addr; uint32_t len, key; } desc[NRT_MAX_SGL_DESC];
     uint32_t nbufs;
     uint32_t *bufs;             /* shared buffer indices, max_bufs_per_request */
     uint32_t nwrs;              /* data WRs held: posted + remainder */
@@ -121,6 +123,9 @@ struct request {
     struct nvme_cqe *rsp;       /* the response CQE, in the qpair's MR */
     struct ibv_send_wr send_wr;
     struct ibv_sge send_sge;
+    /* last: a request of one descriptor (the usual one) touches only the first of these, so
+     * the fields above stay on as few cache lines as they can */
+    struct { uint64_t addr; uint32_t len, key; } desc[NRT_MAX_SGL_DESC];
 };
 
 struct device {
