@@ -561,7 +561,7 @@ static struct emu_ctrlr *ctrlr_by_cntlid(struct nvmf_emu *e, uint16_t cntlid)
 }
 
 /* The controller a connected qpair belongs to, if the qpair is still registered with it. */
-static struct emu_ctrlr *ctrlr_of(struct nvmf_emu *e, const struct nvmf_emu_qpair *qp)
+static inline struct emu_ctrlr *ctrlr_of(struct nvmf_emu *e, const struct nvmf_emu_qpair *qp)
 {
     struct emu_ctrlr *c = ctrlr_by_cntlid(e, qp->cntlid);
     if (!c || qp->qid > e->o.max_io_queues || c->qps[qp->qid] != qp)

@@ -116,10 +116,14 @@ static int req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 
 /* ---- posting ------------------------------------------------------------------------------ */
 
+/* The opcodes simulated, as one bit each (every opcode checked here is below 32). */
+#define SV_OPS_SUPPORTED                                                                  \
+    (1u << IBV_WR_SEND | 1u << IBV_WR_SEND_WITH_IMM | 1u << IBV_WR_SEND_WITH_INV |       \
+     1u << IBV_WR_RDMA_WRITE | 1u << IBV_WR_RDMA_WRITE_WITH_IMM | 1u << IBV_WR_RDMA_READ)
+
 static int op_supported(enum ibv_wr_opcode op)
 {
-    return op == IBV_WR_SEND || op == IBV_WR_SEND_WITH_IMM || op == IBV_WR_SEND_WITH_INV ||
-           op == IBV_WR_RDMA_WRITE || op == IBV_WR_RDMA_WRITE_WITH_IMM || op == IBV_WR_RDMA_READ;
+    return (unsigned)op < 32 && (SV_OPS_SUPPORTED >> (unsigned)op & 1u);
 }
 
 static uint32_t peer_of(const struct sv_qp *qp) { return qp->peer_qpn; }
