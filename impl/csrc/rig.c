@@ -1024,12 +1024,10 @@ int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workl
         }
     while (completed < w->ios) {
         uint64_t before = nrt_rig_progress(r);
-        /* the host's capsules, then the target's WRs and the completions they make until
-         * its side is idle (a write's READs, then its response: one pass), then the host */
         execute_all(r, c->host_qpn);
         rig_poll(r, g.group);
-        while (execute_all(r, c->target_qpn))
-            rig_poll(r, g.group);
+        execute_all(r, c->target_qpn);
+        rig_poll(r, g.group);
         int n;
         while ((n = sv_host_poll(r->f, c->hconn, wc, 32)) > 0) {
             for (int i = 0; i < n; i++) {
