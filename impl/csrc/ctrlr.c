@@ -214,6 +214,14 @@ static uint64_t iov_copy(const struct nvmf_emu_cmd *cmd, uint64_t off, uint8_t *
         return 0;
     if (len > limit - off)
         len = limit - off;
+    if (off == 0 && cmd->iovcnt && cmd->iov[0].iov_len >= len) {
+        /* the whole range in the first iovec (a block IO of one buffer): one copy */
+        if (to_iov)
+            memcpy(cmd->iov[0].iov_base, buf, len);
+        else
+            memcpy(buf, cmd->iov[0].iov_base, len);
+        return len;
+    }
     for (uint32_t i = 0; i < cmd->iovcnt && done < len; i++) {
         uint64_t l = cmd->iov[i].iov_len;
         if (off < pos + l) {
@@ -553,7 +561,7 @@ static struct emu_ctrlr *ctrlr_by_cntlid(struct nvmf_emu *e, uint16_t cntlid)
 }
 
 /* The controller a connected qpair belongs to, if the qpair is still registered with it. */
-static struct emu_ctrlr *ctrlr_of(struct nvmf_emu *e, const struct nvmf_emu_qpair *qp)
+static inline struct emu_ctrlr *ctrlr_of(struct nvmf_emu *e, const struct nvmf_emu_qpair *qp)
 {
     struct emu_ctrlr *c = ctrlr_by_cntlid(e, qp->cntlid);
     if (!c || qp->qid > e->o.max_io_queues || c->qps[qp->qid] != qp)

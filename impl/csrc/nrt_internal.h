@@ -69,13 +69,16 @@ struct pool {
 /* ---- work request contexts: wr_id points at one of these tags ------------------ */
 enum wr_kind { WRK_RECV = 1, WRK_DATA, WRK_SEND };
 
+/* Fields in the order the data path touches them: the WR's own (kind, req, sge, offsets)
+ * share a cache line with the head of the ibv_send_wr, the part a post reads; the rest of
+ * the ibv_send_wr (fields other transports and opcodes use) comes last. */
 struct data_wr {
     uint8_t kind;               /* WRK_DATA: first, wr_id points here */
     struct request *req;
-    struct ibv_send_wr wr;
     struct ibv_sge *sge;        /* max_sge entries in the transport's SGE arena */
     uint32_t data_off;          /* offset in the request's data */
     uint32_t len;
+    struct ibv_send_wr wr;
 };
 
 enum recv_state { RECV_IDLE = 0, RECV_POSTED, RECV_INCOMING, RECV_HELD, RECV_DEFERRED };
@@ -108,7 +111,6 @@ struct request {
     uint16_t status;
     uint32_t length;
     uint32_t ndesc;
-    struct { uint64_t addr; uint32_t len, key; } desc[NRT_MAX_SGL_DESC];
     uint32_t nbufs;
     uint32_t *bufs;             /* shared buffer indices, max_bufs_per_request */
     uint32_t nwrs;              /* data WRs held: posted + remainder */
@@ -121,6 +123,9 @@ struct request {
     struct nvme_cqe *rsp;       /* the response CQE, in the qpair's MR */
     struct ibv_send_wr send_wr;
     struct ibv_sge send_sge;
+    /* last: a request of one descriptor (the usual one) touches only the first of these, so
+     * the fields above stay on as few cache lines as they can */
+    struct { uint64_t addr; uint32_t len, key; } desc[NRT_MAX_SGL_DESC];
 };
 
 struct device {
@@ -220,8 +225,37 @@ struct nrt_transport {
 int pool_init(struct pool *p, uint32_t capacity, uint32_t num_caches, uint32_t cache_size,
               uint32_t max_get);
 void pool_fini(struct pool *p);
-bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n);
-void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n);
+bool pool_get_slow(struct pool *p, uint32_t group, uint32_t *out, uint32_t n);
+void pool_put_slow(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n);
+
+/* All or nothing: either n objects land in out, or none are taken.  The usual get, one
+ * the group's cache holds, is served here; pool_get_slow refills the cache from the ring
+ * (or fails) exactly as this would after a refill. */
+static inline bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n)
+{
+    struct pool_cache *c = &p->caches[group];
+    if (n - 1u < c->count && n <= p->max_get) {   /* 1 <= n <= count */
+        c->count -= n;
+        for (uint32_t i = 0; i < n; i++)   /* n is small: a loop beats a memcpy call */
+            out[i] = c->objs[c->count + i];
+        return true;
+    }
+    return pool_get_slow(p, group, out, n);
+}
+
+/* The usual put leaves the group's cache at or below cache_size: appended here;
+ * pool_put_slow flushes the excess to the ring.  An empty put changes nothing. */
+static inline void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n)
+{
+    struct pool_cache *c = &p->caches[group];
+    if (n && n <= p->cache_size - c->count && c->count <= p->cache_size) {
+        for (uint32_t i = 0; i < n; i++)
+            c->objs[c->count + i] = objs[i];
+        c->count += n;
+        return;
+    }
+    pool_put_slow(p, group, objs, n);
+}
 uint32_t pool_cached(const struct pool *p);
 void pool_flush_caches(struct pool *p);
 

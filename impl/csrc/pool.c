@@ -48,8 +48,8 @@ void pool_fini(struct pool *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* All or nothing: either n objects land in out, or none are taken. */
-bool pool_get(struct pool *p, uint32_t group, uint32_t *out, uint32_t n)
+/* pool_get's refill (nrt_internal.h): all or nothing, as there. */
+bool pool_get_slow(struct pool *p, uint32_t group, uint32_t *out, uint32_t n)
 {
     struct pool_cache *c = &p->caches[group];
     if (n == 0)
@@ -87,7 +87,9 @@ static void ring_push(struct pool *p, const uint32_t *objs, uint32_t n)
     p->ring_count += n;
 }
 
-void pool_put(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n)
+/* pool_put's general case (nrt_internal.h): the cache gives its excess over cache_size to
+ * the ring. */
+void pool_put_slow(struct pool *p, uint32_t group, const uint32_t *objs, uint32_t n)
 {
     struct pool_cache *c = &p->caches[group];
     uint32_t cap = p->cache_size + p->max_get + 1;

@@ -68,10 +68,7 @@ int sv_qp_execute_all(struct sv_fabric *f, uint32_t qp_num, int max)
     }
     /* exactly the sv_qp_execute calls a caller would make until one returns 0: an
      * execution never destroys its own QP, so the lookup holds for the whole run */
-    int n = 0;
-    while (n < max && sv__qp_exec(qp) > 0)
-        n++;
-    return n;
+    return sv__qp_exec_all(qp, max);
 }
 
 int sv_qp_index(struct sv_fabric *f, uint32_t qp_num)

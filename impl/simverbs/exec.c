@@ -75,20 +75,10 @@ static inline void complete(struct sv_qp *qp, struct sv_cq *cq, uint64_t wr_id,
     if (pos >= cq->cap)
         pos -= cq->cap;
     cq->count++;
-    struct ibv_wc *wc = &cq->ring[pos];
-    wc->wr_id = wr_id;
-    wc->status = st;
-    wc->opcode = (enum ibv_wc_opcode)op;
-    wc->vendor_err = 0;
-    wc->byte_len = len;
-    wc->imm_data = imm;
-    wc->qp_num = qp->qp.qp_num;
-    wc->src_qp = src_qp;
-    wc->wc_flags = flags;
-    wc->pkey_index = 0;
-    wc->slid = 0;
-    wc->sl = 0;
-    wc->dlid_path_bits = 0;
+    /* every field a verbs program can read: the ones not named here are 0 */
+    cq->ring[pos] = (struct ibv_wc){
+        .wr_id = wr_id, .status = st, .opcode = (enum ibv_wc_opcode)op, .byte_len = len,
+        .imm_data = imm, .qp_num = qp->qp.qp_num, .src_qp = src_qp, .wc_flags = flags};
     if (SV_UNLIKELY(cq->armed))
         cq_notify(cq);
 }
@@ -126,10 +116,14 @@ static int req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 
 /* ---- posting ------------------------------------------------------------------------------ */
 
+/* The opcodes simulated, as one bit each (every opcode checked here is below 32). */
+#define SV_OPS_SUPPORTED                                                                  \
+    (1u << IBV_WR_SEND | 1u << IBV_WR_SEND_WITH_IMM | 1u << IBV_WR_SEND_WITH_INV |       \
+     1u << IBV_WR_RDMA_WRITE | 1u << IBV_WR_RDMA_WRITE_WITH_IMM | 1u << IBV_WR_RDMA_READ)
+
 static int op_supported(enum ibv_wr_opcode op)
 {
-    return op == IBV_WR_SEND || op == IBV_WR_SEND_WITH_IMM || op == IBV_WR_SEND_WITH_INV ||
-           op == IBV_WR_RDMA_WRITE || op == IBV_WR_RDMA_WRITE_WITH_IMM || op == IBV_WR_RDMA_READ;
+    return (unsigned)op < 32 && (SV_OPS_SUPPORTED >> (unsigned)op & 1u);
 }
 
 static uint32_t peer_of(const struct sv_qp *qp) { return qp->peer_qpn; }
@@ -235,14 +229,19 @@ static inline int rq_post(struct sv_rq *rq, const struct ibv_recv_wr *wr)
     if (SV_UNLIKELY(wr->num_sge < 0 || n > rq->max_sge))
         return EINVAL;
     struct sv_rwqe *r = sv_rq_slot(rq, rq->tail);
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        r->sge[i] = wr->sg_list[i];
-        total += wr->sg_list[i].length;
-    }
     r->wr_id = wr->wr_id;
     r->num_sge = n;
-    r->total = total > 0xFFFFFFFFull ? 0xFFFFFFFFu : (uint32_t)total;
+    if (SV_LIKELY(n == 1)) {   /* the usual receive: one buffer, its length the total */
+        r->sge[0] = wr->sg_list[0];
+        r->total = wr->sg_list[0].length;
+    } else {
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            r->sge[i] = wr->sg_list[i];
+            total += wr->sg_list[i].length;
+        }
+        r->total = total > 0xFFFFFFFFull ? 0xFFFFFFFFu : (uint32_t)total;
+    }
     rq->tail++;
     return 0;
 }
@@ -625,7 +624,7 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
         /* the receive holds the whole message (checked above), so a non-zero total has
          * a non-zero receive SGE and both pointers are set */
         if (w->total)
-            memmove(dp, sp, w->total);
+            sv_move_msg(dp, sp, w->total);
     } else if (inl) {
         scatter(f, r->sge, r->num_sge, w->data, w->total);
     } else {
@@ -651,12 +650,12 @@ static int exec_send(struct sv_qp *qp, struct sv_swqe *w, struct sv_qp *peer)
     return 1;
 }
 
-int sv__qp_exec(struct sv_qp *qp)
+/* The send queue's head against peer, the QP peer_qpn names (NULL: none). */
+static inline __attribute__((always_inline)) int qp_exec_head(struct sv_qp *qp, struct sv_qp *peer)
 {
     if (qp->sq_head == qp->sq_tail || qp->qp.state != IBV_QPS_RTS)
         return 0;
     struct sv_swqe *w = sv_sq_slot(qp, qp->sq_head);
-    struct sv_qp *peer = sv__qp_find(qp->f, qp->peer_qpn);
     if (SV_UNLIKELY(!peer || peer->qp.state < IBV_QPS_RTR || peer->qp.state > IBV_QPS_SQE)) {
         /* a peer still in INIT is about to be made ready (the CM's RTU is on its way):
          * wait; a peer that is gone or in error never answers: retries exhausted */
@@ -673,6 +672,22 @@ int sv__qp_exec(struct sv_qp *qp)
     default:
         return exec_send(qp, w, peer);
     }
+}
+
+int sv__qp_exec(struct sv_qp *qp)
+{
+    return qp_exec_head(qp, sv__qp_find(qp->f, qp->peer_qpn));
+}
+
+/* Executions change QP states, never a QP's peer number nor which QPs exist, so the peer
+ * found for the first WR is the peer of every WR of the run (its state is checked per WR). */
+int sv__qp_exec_all(struct sv_qp *qp, int max)
+{
+    struct sv_qp *peer = sv__qp_find(qp->f, qp->peer_qpn);
+    int n = 0;
+    while (n < max && qp_exec_head(qp, peer) > 0)
+        n++;
+    return n;
 }
 
 void sv__qp_flush(struct sv_qp *qp)

@@ -134,6 +134,31 @@ static int host_post_recv(struct sv_hconn *h, uint32_t i)
     return h->qp->ctx->ctx.ops.post_recv(&h->qp->qp, &wr, &bad);
 }
 
+/* Re-posts the receive buffers idx[0..n) in that order.  One post of the chain is the n
+ * posts one by one (none can find the receive queue full: each buffer's receive was just
+ * reaped), unless a post failure is armed on the QP (it fails one post) or the fabric
+ * progresses at every post (autoprogress): they go one by one then. */
+static void host_repost_recvs(struct sv_hconn *h, const uint32_t *idx, uint32_t n)
+{
+    if (!n)
+        return;
+    if (h->qp->fail_posts || h->f->autoprogress) {
+        for (uint32_t j = 0; j < n; j++)
+            host_post_recv(h, idx[j]);
+        return;
+    }
+    struct ibv_sge sge[16];
+    struct ibv_recv_wr wr[16], *bad;
+    for (uint32_t j = 0; j < n; j++) {
+        sge[j] = (struct ibv_sge){
+            .addr = (uint64_t)(uintptr_t)(h->rbuf + (size_t)idx[j] * h->p.recv_size),
+            .length = h->p.recv_size, .lkey = h->rmr->lkey};
+        wr[j] = (struct ibv_recv_wr){.wr_id = idx[j], .next = j + 1 < n ? &wr[j + 1] : NULL,
+                                     .sg_list = &sge[j], .num_sge = 1};
+    }
+    h->qp->ctx->ctx.ops.post_recv(&h->qp->qp, wr, &bad);
+}
+
 int sv_host_connect(struct sv_fabric *f, const struct sv_host_connect_params *p)
 {
     if (!f || !p)
@@ -321,7 +346,7 @@ int sv_host_send_signaled(struct sv_fabric *f, int conn, const void *buf, uint32
         qp->host_caps[pos] = len;
     }
     if (len)
-        memcpy(qp->host_bufs[pos], buf, len);
+        sv_move_msg(qp->host_bufs[pos], buf, len);
     h->wr_ids[pos] = wr_id;
     struct sv_swqe *w = sv_sq_slot(qp, qp->sq_tail);
     w->wr_id = qp->sq_tail;      /* the position: its completion tells which slots it frees */
@@ -359,6 +384,7 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
         int got = cq->ctx->ctx.ops.poll_cq(&cq->cq, want, wc);
         if (got <= 0)
             break;
+        uint32_t repost[16], nrepost = 0;   /* at most want (16) receives per chunk */
         for (int j = 0; j < got; j++) {
             struct sv_host_completion *c = &out[n++];
             c->wr_id = 0;
@@ -372,10 +398,13 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
                     k = wc[j].byte_len < sizeof c->data ? wc[j].byte_len : (uint32_t)sizeof c->data;
                 }
                 memset(c->data, 0, sizeof c->data);   /* a constant size: no call */
-                if (k)
-                    memcpy(c->data, h->rbuf + (size_t)i * h->p.recv_size, k);
+                const uint8_t *rb = h->rbuf + (size_t)i * h->p.recv_size;
+                if (k == 16)
+                    memcpy(c->data, rb, 16);   /* an NVMe CQE: a constant size too */
+                else if (k)
+                    memcpy(c->data, rb, k);
                 if (h->qp->qp.state != IBV_QPS_ERR && h->qp->qp.state != IBV_QPS_RESET)
-                    host_post_recv(h, i);
+                    repost[nrepost++] = i;
             } else {
                 c->opcode = IBV_WC_SEND;
                 uint32_t at = (uint32_t)wc[j].wr_id;   /* its send-queue position */
@@ -385,6 +414,7 @@ int sv_host_poll(struct sv_fabric *f, int conn, struct sv_host_completion *out, 
                 h->released = at + 1;
             }
         }
+        host_repost_recvs(h, repost, nrepost);
         if (got < want)
             break;
     }
