@@ -64,6 +64,7 @@ import resource
 import select
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -275,6 +276,76 @@ class SharedObjectLib:
 
 
 # ---------------------------------------------------------------------------------------
+#: A frame of glibc's ``backtrace_symbols_fd`` in a shared object, by offset only:
+#: ``/path/libx.so(+0x4d3bf)[0x7f...]``.
+_FRAME = re.compile(r"^(?P<obj>/[^\s(]+\.so[.\d]*)\(\+(?P<off>0x[0-9a-f]+)\)\[0x[0-9a-f]+\]$",
+                    re.MULTILINE)
+
+
+#: A backtrace frame in the interpreter that called the target (cffi, libpython, python).
+_INTERPRETER_FRAME = re.compile(r"^/\S*(?:libpython[\d.]*\.so|_cffi_backend\S*\.so|/python[\d.]*)"
+                                r"[.\d]*\(")
+
+
+def symbolized(report: str) -> str:
+    """``report`` with each backtrace frame given only as an offset into a shared object
+    followed by the function and source line (``addr2line``, inlined frames included), so a
+    crash or hang of a target built with debug information names its line (unchanged where
+    ``addr2line`` is missing or says nothing); runs of the interpreter's own frames below
+    the target's are counted, not listed."""
+    frames = list(_FRAME.finditer(report))
+    if not frames:
+        return report
+    where: dict[tuple[str, str], str] = {}
+    by_obj: dict[str, list[str]] = {}
+    for m in frames:
+        by_obj.setdefault(m["obj"], [])
+        if m["off"] not in by_obj[m["obj"]]:
+            by_obj[m["obj"]].append(m["off"])
+    for obj, offs in by_obj.items():
+        try:
+            out = subprocess.run(["addr2line", "-f", "-i", "-a", "-e", obj, *offs],
+                                 capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        # -a: each address is printed first, then (function, file:line) pairs for it
+        current, names = None, []
+        lines = out.stdout.splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].startswith("0x"):
+                if current is not None:
+                    where[(obj, current)] = " <- ".join(names)
+                current, names = hex(int(lines[i], 16)), []
+                i += 1
+                continue
+            func = lines[i]
+            loc = lines[i + 1] if i + 1 < len(lines) else "??"
+            if func != "??":
+                names.append(f"{func} at {loc}")
+            i += 2
+        if current is not None:
+            where[(obj, current)] = " <- ".join(names)
+
+    def annotate(m: re.Match[str]) -> str:
+        named = where.get((m["obj"], hex(int(m["off"], 16))), "")
+        return f"{m[0]}  {named}" if named else m[0]
+
+    out: list[str] = []
+    skipped = 0
+    for line in _FRAME.sub(annotate, report).split("\n"):
+        if _INTERPRETER_FRAME.match(line):
+            skipped += 1
+            continue
+        if skipped:
+            out.append(f"({skipped} frames of the Python interpreter)")
+            skipped = 0
+        out.append(line)
+    if skipped:
+        out.append(f"({skipped} frames of the Python interpreter)")
+    return "\n".join(out)
+
+
 # The channel: one child, its pipes and its stderr log.
 
 _live: weakref.WeakSet[_Channel] = weakref.WeakSet()
@@ -456,7 +527,7 @@ class _Channel:
             data = os.pread(self._log, size - start, start)
         except OSError:
             return ""
-        return _report(data).decode("utf-8", "replace")
+        return symbolized(_report(data).decode("utf-8", "replace"))
 
     def _release(self) -> None:
         for attr in ("_w", "_r", "_log"):

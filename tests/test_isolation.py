@@ -24,7 +24,7 @@ from impl._nrt import lib as builtin_lib
 
 from impl import Capsule, Opcode, Options, Status, Transport, connect_capsule, enable_capsule, keyed
 from impl.backends import Backend
-from impl.isolation import REPORT_TAIL, IsolatedLib, TargetCrashed
+from impl.isolation import REPORT_TAIL, IsolatedLib, TargetCrashed, symbolized
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -467,3 +467,31 @@ def test_bench_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
                 "nrt_rig_run_32_us_isolated", "nrt_rig_qpair_info_us_isolated"):
         assert figures[key] > 0, key
     assert figures["nrt_rig_progress_us_isolated"] > figures["nrt_rig_progress_us_inproc"]
+
+
+def test_a_crash_report_names_the_function_and_line_of_each_target_frame(
+        tmp_path: Path) -> None:
+    if shutil.which("gcc") is None or shutil.which("nm") is None:
+        pytest.skip("gcc and nm (binutils) are needed to build and read the frame's library")
+    src = tmp_path / "sym.c"
+    src.write_text("int marker_function(int x)\n{\n    return x * 3;\n}\n")
+    so = tmp_path / "libsym.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O0", "-o", str(so), str(src)],
+                   check=True)
+    nm = subprocess.run(["nm", str(so)], capture_output=True, text=True, check=True).stdout
+    addr = next(int(ln.split()[0], 16) for ln in nm.splitlines()
+                if ln.endswith(" marker_function"))
+    report = "\n".join([
+        "fatal signal, backtrace:",
+        f"{so}(+{addr + 4:#x})[0x7f0000001000]",
+        "/usr/lib/libpython3.11.so.1.0(_PyObject_Call+0x54)[0x7f0000002000]",
+        "/usr/lib/libpython3.11.so.1.0(+0x250a40)[0x7f0000003000]",
+        "/usr/lib/python3/_cffi_backend.cpython-311-x86_64-linux-gnu.so(+0x29052)[0x7f00]",
+        "after the frames",
+    ])
+    out = symbolized(report)
+    lines = out.splitlines()
+    assert lines[1].startswith(f"{so}(+") and "marker_function at " in lines[1]
+    assert f"{src.name}:" in lines[1]
+    assert lines[2] == "(3 frames of the Python interpreter)"
+    assert lines[3] == "after the frames"
