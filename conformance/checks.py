@@ -287,10 +287,19 @@ def no_stall(result: DrainResult, outstanding: Mapping[int, Iterable[int]],
                        f"command(s) on live qpairs never answered: {waiting}")
 
 
-def admin_not_starved(kind: str, answered: bool, rounds: int, waiting_io: int | None) -> None:
+def admin_not_starved(kind: str, answered: bool, rounds: int, waiting_io: int | None,
+                      undelivered: bool = False) -> None:
     """LIVE-2: admin, fabrics and in-capsule commands complete while IO waits for buffers
-    (``waiting_io``: how many, None where the target does not say)."""
-    if not answered:
+    (``waiting_io``: how many, None where the target does not say).
+
+    ``undelivered``: the probe never reached the target - its SEND still waits in the fabric
+    for a receive (RNR) of a shared receive queue.  An SRQ is one pool of receives for every
+    qpair of the group, sized by configuration, and a reliable connection's
+    receiver-not-ready (RNR) NAK and retry is how a host waits for one; the target cannot
+    serve what it has not received, so the bound is not judged for such a probe (LIVE-1
+    still requires it to be served in the end).  With a qpair's own receives, which cover its queue, a
+    host that keeps to SQSIZE never meets RNR: there it is no excuse."""
+    if not answered and not undelivered:
         waiting = ("while IO may have waited for buffers" if waiting_io is None else
                    f"while {waiting_io} IO request(s) waited for buffers")
         fail("LIVE-2", f"{kind} got no response within {rounds} delivery/poll rounds "

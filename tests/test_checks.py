@@ -959,6 +959,11 @@ def test_group_stats_without_request_states() -> None:
 
 
 @pytest.mark.spec("LIVE-2")
+def test_a_probe_left_waiting_for_a_shared_receive_is_not_judged() -> None:
+    passes(checks.admin_not_starved, "keep-alive", False, 4, 3, True)
+    violates("LIVE-2", checks.admin_not_starved, "keep-alive", False, 4, 3, False)
+
+
 def test_admin_not_starved_where_nothing_says_how_much_io_waits() -> None:
     msg = violates("LIVE-2", checks.admin_not_starved, "keep-alive", False, 4, None)
     assert "while IO may have waited for buffers" in msg

@@ -425,6 +425,8 @@ int nrt_qpairs(struct nrt_transport *t, int32_t *out, uint32_t max);
 /* 1 while any request, receive, pending queue, block IO or draining qpair holds work. */
 int nrt_transport_busy(struct nrt_transport *t);
 int nrt_bdev_pending(struct nrt_transport *t);
+/* Completes pending block IO number index (mod the count) with status: 1 if one completed,
+ * 0 if none was pending, negative on error. */
 int nrt_bdev_complete(struct nrt_transport *t, uint32_t index, uint16_t status);
 int nrt_bdev_set_auto(struct nrt_transport *t, int on);
 int nrt_bdev_inject_error(struct nrt_transport *t, uint32_t count, uint16_t status);

@@ -1723,14 +1723,15 @@ int nrt_transport_busy(struct nrt_transport *t)
 
 int nrt_bdev_pending(struct nrt_transport *t) { return (int)nvmf_emu_bdev_pending(t->emu); }
 
+/* As nrt.h says: 1 when a block IO completed, 0 when none was pending. */
 int nrt_bdev_complete(struct nrt_transport *t, uint32_t index, uint16_t status)
 {
     if (!nvmf_emu_bdev_pending(t->emu))
-        return core_fail(t, NRT_ENOENT, "no block IO pending");
+        return 0;
     int rc = nvmf_emu_bdev_complete(t->emu, index, status);
     core_drain_thread(t);
     t->progress++;
-    return rc < 0 ? core_fail(t, NRT_EINVAL, "%s", nvmf_emu_error(t->emu)) : rc;
+    return rc < 0 ? core_fail(t, NRT_EINVAL, "%s", nvmf_emu_error(t->emu)) : 1;
 }
 
 int nrt_bdev_set_auto(struct nrt_transport *t, int on)
