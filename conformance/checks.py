@@ -591,7 +591,8 @@ def target_survived(crash: BaseException | None, during: str) -> None:
     if crash is None:
         return
     report = str(getattr(crash, "report", "") or "").strip()
-    fail("CRASH-1", f"{crash} during {during}"
+    head = str(crash).split("\n--- target stderr", 1)[0]   # the report follows once, below
+    fail("CRASH-1", f"{head} during {during}"
                     + (f"; the target's last words:\n{report[-1500:]}" if report else ""))
 
 

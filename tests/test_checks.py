@@ -1354,6 +1354,19 @@ def test_target_survived() -> None:
     assert "the target's last words:\n==1==ERROR: AddressSanitizer" in msg
 
 
+@pytest.mark.spec("CRASH-1")
+def test_a_crash_report_is_quoted_once() -> None:
+    from impl.isolation import TargetCrashed
+
+    crash = TargetCrashed("hang", "nrt_rig_run(...)", report="backtrace: frame one",
+                          detail="no reply within 30 s, killed")
+    msg = violates("CRASH-1", checks.target_survived, crash, "storm (step 3)")
+    assert msg.count("frame one") == 1
+    assert msg.splitlines()[0] == ("CRASH-1: target crashed: hang in nrt_rig_run(...) (no reply "
+                                   "within 30 s, killed) during storm (step 3); the target's "
+                                   "last words:")
+
+
 def test_each_property_fails_as_a_type_of_its_own() -> None:
     """Hypothesis tells failures apart by type and place: all are raised in checks.fail, so
     each property needs its own type, or shrinking wanders between properties."""
