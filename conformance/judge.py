@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance import judging
 from conformance.judging import NOT_JUDGED, PROPERTIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,10 +128,10 @@ def reproducer_lines(notes: str) -> str:
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("state.teardown()")),
                len(lines) - 1)
     keep = lines[start:end + 1]
-    # Hypothesis's hint is a sentence around the decorator: kept as a comment, so the
-    # text stays Python a person can paste
-    keep += ["# inside pytest: " + ln.strip() for ln in lines
-             if "@reproduce_failure" in ln or ln.startswith("@seed")]
+    # Hypothesis's hints stay as comments, so the text is Python a person can paste
+    hint = judging.replay_hint(lines)
+    keep += [f"# inside pytest: {h}" for h in (hint, *(ln for ln in lines
+                                                        if ln.startswith("@seed"))) if h]
     return "\n".join(keep)
 
 
@@ -230,8 +231,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _target(args: argparse.Namespace) -> tuple[Any, Any]:
     """The backend (built if need be) and its description; UsageError if neither can be had."""
-    from conformance import judging
-
     try:
         return judging.load_target(args.target, args.spdk_src, args.defects)
     except ValueError as exc:
@@ -289,18 +288,6 @@ def main(argv: list[str] | None = None) -> int:
     return report(args, backend, desc, run, results)
 
 
-def replay_call(args: argparse.Namespace, backend: Any) -> str:
-    """The ``replay_on(...)`` line that selects what the run judged
-    (:func:`conformance.reproduce.replay_on`)."""
-    call = [f"target={args.target!r}"]
-    if backend.commit:
-        call.append(f"commit={backend.commit!r}")
-    call += [f"defects={args.defects or ''!r}", f"profile={args.profile!r}"]
-    if args.spdk_src:
-        call.append(f"spdk_src={str(Path(args.spdk_src).resolve())!r}")
-    return f"replay_on({', '.join(call)})"
-
-
 def report(args: argparse.Namespace, backend: Any, desc: Any, run: Run,
            results: dict[str, Verdict]) -> int:
     out = sys.stdout
@@ -312,7 +299,9 @@ def report(args: argparse.Namespace, backend: Any, desc: Any, run: Run,
             print(f"\n--- {prop}: first failing example ({v.nodeid}); paste into "
                   f"`python` at the checkout's root", file=out)
             print("from conformance.reproduce import *", file=out)
-            print(replay_call(args, backend), file=out)
+            spdk_src = str(Path(args.spdk_src).resolve()) if args.spdk_src else None
+            print(judging.replay_call(args.target, backend.commit, args.defects or "",
+                                      args.profile, spdk_src), file=out)
             print(v.reproducer, file=out)
     errors = [f for f in run.failed if f["property"] is None]
     for e in errors:

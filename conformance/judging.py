@@ -408,3 +408,30 @@ def property_of(exc: BaseException) -> str | None:
     if type(exc).__name__ == "TargetCrashed" and getattr(exc, "kind", "") != "interrupted":
         return "CRASH-1"
     return None
+
+
+# ---------------------------------------------------------------- a printed reproducer's pieces
+
+
+def replay_hint(notes: Iterable[str]) -> str:
+    """Hypothesis's ``@reproduce_failure(...)`` decorator, if it printed one (it replays
+    the example inside pytest)."""
+    for n in notes:
+        start = n.find("@reproduce_failure(")
+        if start >= 0:
+            end = n.find(")", start)
+            return n[start:end + 1] if end > 0 else ""
+    return ""
+
+
+def replay_call(target: str, commit: str | None = None, defects: str = "",
+                profile: str = "ci", spdk_src: str | None = None) -> str:
+    """The ``replay_on(...)`` line (:func:`conformance.reproduce.replay_on`) that selects
+    what a failure ran on, for the head of its printed reproducer."""
+    args = [f"target={target!r}"]
+    if commit:
+        args.append(f"commit={commit!r}")
+    args += [f"defects={defects!r}", f"profile={profile!r}"]
+    if spdk_src:
+        args.append(f"spdk_src={spdk_src!r}")
+    return f"replay_on({', '.join(args)})"

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from conformance.judging import replay_call, replay_hint
+
 
 @dataclass(frozen=True)
 class RunOn:
@@ -34,28 +36,6 @@ def steps(notes: Iterable[str]) -> list[str]:
     return [n.strip("\n") for n in notes if n.startswith(("state = ", "state."))]
 
 
-def replay_hint(notes: Iterable[str]) -> str:
-    """Hypothesis's ``@reproduce_failure(...)`` decorator, if it printed one (it replays
-    the example inside pytest)."""
-    for n in notes:
-        start = n.find("@reproduce_failure(")
-        if start >= 0:
-            end = n.find(")", start)
-            return n[start:end + 1] if end > 0 else ""
-    return ""
-
-
-def _call(run: RunOn) -> str:
-    args = [f"target={run.target!r}"]
-    if run.commit:
-        args.append(f"commit={run.commit!r}")
-    args.append(f"defects={run.defects!r}")
-    args.append(f"profile={run.profile!r}")
-    if run.spdk_src:
-        args.append(f"spdk_src={run.spdk_src!r}")
-    return f"replay_on({', '.join(args)})"
-
-
 def pasteable(notes: Iterable[str], run: RunOn, prop: str = "", machine: str = "") -> str:
     """The reproducer: a header, the ``replay_on`` call and the steps.  Empty when the notes
     hold no steps (the failure was not in a state machine)."""
@@ -72,5 +52,7 @@ def pasteable(notes: Iterable[str], run: RunOn, prop: str = "", machine: str = "
     hint = replay_hint(notes)
     if hint:
         header.append(f"# inside pytest: {hint} on the gate test")
-    return "\n".join([*header, "from conformance.reproduce import *", _call(run), "",
+    return "\n".join([*header, "from conformance.reproduce import *",
+                      replay_call(run.target, run.commit, run.defects, run.profile, run.spdk_src),
+                      "",
                       *body, ""])
