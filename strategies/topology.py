@@ -158,19 +158,15 @@ def _patterned_topology(draw: DrawFn, opts: TransportOptions, min_subs: int,
                 else:  # admin_apart: any group but the admin's
                     group = (admin_group + 1 + (j * io_group_stride) % (groups - 1)) % groups
                 io.append(QpairPlacement(io_depths[(q + j) % 2], group, port))
-            ctrlr: Controller | None = Controller(QpairPlacement(admin_depth, admin_group,
-                                                                 port), tuple(io))
+            ctrlr = Controller(QpairPlacement(admin_depth, admin_group, port), tuple(io))
             k += 1
             q += n_io
-            if depth_left is not None:
-                # two entries kept for each mandatory subsystem still to come
-                ctrlr = _within_depth(ctrlr, depth_left - 2 * reserve)
-                if ctrlr is None:
-                    break
-                depth_left -= ctrlr.admin.depth + sum(p.depth for p in ctrlr.io)
-            room -= 1 + len(ctrlr.io)
-            budget -= 1 + len(ctrlr.io)
-            ctrlrs.append(ctrlr)
+            fitted, depth_left = _charge_depth(ctrlr, depth_left, reserve)
+            if fitted is None:
+                break
+            room -= 1 + len(fitted.io)
+            budget -= 1 + len(fitted.io)
+            ctrlrs.append(fitted)
             if room < 1:
                 break
         subsystems.append(Subsystem(nss, tuple(ctrlrs)))
@@ -199,17 +195,27 @@ def _topology(draw: DrawFn, opts: TransportOptions, min_subs: int, most_subs: in
                 break
             ctrlr = draw(_controller(opts.num_poll_groups, ports, min(most_io, room - 1),
                                      most_depth))
-            if depth_left is not None:
-                # two entries kept for each mandatory subsystem still to come
-                ctrlr = _within_depth(ctrlr, depth_left - 2 * reserve)
-                if ctrlr is None:
-                    break
-                depth_left -= ctrlr.admin.depth + sum(q.depth for q in ctrlr.io)
-            room -= 1 + len(ctrlr.io)
-            budget -= 1 + len(ctrlr.io)
-            ctrlrs.append(ctrlr)
+            fitted, depth_left = _charge_depth(ctrlr, depth_left, reserve)
+            if fitted is None:
+                break
+            room -= 1 + len(fitted.io)
+            budget -= 1 + len(fitted.io)
+            ctrlrs.append(fitted)
         subsystems.append(Subsystem(nss, tuple(ctrlrs)))
     return Topology(ports, tuple(subsystems))
+
+
+def _charge_depth(ctrlr: Controller, depth_left: int | None,
+                  reserve: int) -> tuple[Controller | None, int | None]:
+    """``ctrlr`` cut to the queue entries left (two kept for each of the ``reserve``
+    mandatory subsystems still to come) and what is left after it; None (and the entries
+    unchanged) if it does not fit.  Without a bound (``depth_left`` None) it is kept whole."""
+    if depth_left is None:
+        return ctrlr, None
+    cut = _within_depth(ctrlr, depth_left - 2 * reserve)
+    if cut is None:
+        return None, depth_left
+    return cut, depth_left - cut.admin.depth - sum(q.depth for q in cut.io)
 
 
 def _within_depth(ctrlr: Controller, left: int) -> Controller | None:
