@@ -1847,6 +1847,21 @@ static int tgt_take(struct tgt *t, struct rdma_cm_event **req)
     return 0;
 }
 
+/* a host connection with host_params' defaults, accepted with the request's depths */
+static int tgt_host_established(struct tgt *t, int *conn, struct sv_host_conn_info *hi)
+{
+    struct sv_host_connect_params p;
+    host_params(&p, NULL, 0);
+    *conn = sv_host_connect(t->f, &p);
+    struct rdma_cm_event *req;
+    TRY(tgt_take(t, &req));
+    rdma_ack_cm_event(req);
+    CHECK_EQ(rdma_accept(t->id, NULL), 0);     /* no conn_param: the request's depths */
+    sv_host_conn_info(t->f, *conn, hi);
+    CHECK_EQ(hi->state, SV_HOST_ESTABLISHED);
+    return 0;
+}
+
 static int t_host_end_to_end(void)
 {
     struct tgt t;
@@ -1965,16 +1980,9 @@ static int t_host_unsignaled(void)
 {
     struct tgt t;
     TRY(tgt_listen(&t));
-    struct sv_host_connect_params p;
-    host_params(&p, NULL, 0);
-    int c = sv_host_connect(t.f, &p);
-    struct rdma_cm_event *req;
-    TRY(tgt_take(&t, &req));
-    rdma_ack_cm_event(req);
-    CHECK_EQ(rdma_accept(t.id, NULL), 0);
+    int c;
     struct sv_host_conn_info hi;
-    sv_host_conn_info(t.f, c, &hi);
-    CHECK_EQ(hi.state, SV_HOST_ESTABLISHED);
+    TRY(tgt_host_established(&t, &c, &hi));
     for (int i = 0; i < 3; i++)
         CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 10 + i, 0), 0);
     CHECK_EQ(sv_host_send_signaled(t.f, c, "capsule", 8, 13, 1), 0);
@@ -2028,16 +2036,9 @@ static int t_host_flow(void)
 {
     struct tgt t;
     TRY(tgt_listen(&t));
-    struct sv_host_connect_params p;
-    host_params(&p, NULL, 0);
-    int c = sv_host_connect(t.f, &p);
-    struct rdma_cm_event *req;
-    TRY(tgt_take(&t, &req));
-    rdma_ack_cm_event(req);
-    CHECK_EQ(rdma_accept(t.id, NULL), 0);     /* no conn_param: the request's depths */
+    int c;
     struct sv_host_conn_info hi;
-    sv_host_conn_info(t.f, c, &hi);
-    CHECK_EQ(hi.state, SV_HOST_ESTABLISHED);
+    TRY(tgt_host_established(&t, &c, &hi));
     CHECK_EQ(hi.responder_resources, 16);
     CHECK_EQ(hi.initiator_depth, 0);
     /* send_depth 4: the fifth waits for a reap */
@@ -2078,9 +2079,11 @@ static int t_host_flow(void)
     CHECK_EQ(sv_host_poll(t.f, c, all, 16), 0);      /* flushed receives are not re-posted */
 
     /* rejection, with private data; no listener; the port down */
+    struct sv_host_connect_params p;
     host_params(&p, NULL, 0);
     int c2 = sv_host_connect(t.f, &p);
     CHECK_EQ(sv_host_conn_destroy(t.f, c2), -EBUSY);
+    struct rdma_cm_event *req;
     TRY(get_ev(t.ch, RDMA_CM_EVENT_CONNECT_REQUEST, &req));
     struct rdma_cm_id *child = req->id;
     rdma_ack_cm_event(req);
