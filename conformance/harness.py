@@ -463,10 +463,11 @@ class Harness:
         waiting for a receive of a shared receive queue (the fabric counted an RNR wait on
         the last attempt).  Only asked of a target that shares its receives."""
         shared = self.desc.has("SHARED_RECEIVES")
-        while True:
-            before = self.t.fabric_stats().rnr_waits if shared else 0
-            if not self.t.deliver_h2t(qp.handle):
-                return shared and self.t.fabric_stats().rnr_waits > before
+        # a SEND that finds no receive executes nothing (so it is always the last attempt)
+        before = self.t.fabric_stats().rnr_waits if shared else 0
+        while self.t.deliver_h2t(qp.handle):
+            pass
+        return shared and self.t.fabric_stats().rnr_waits > before
 
     # -------------------------------------------------------------------------- rules
     def admin_probe(self, which: int) -> None:
