@@ -1004,3 +1004,6 @@ class Transport:
 
     def memcpy_baseline(self, qpair: int, w: Workload) -> int:
         return self._check(int(self._lib.nrt_rig_memcpy_baseline(self._handle(), qpair, w._to_c(self._ffi))))
+
+    def memcpy_batched(self, qpair: int, w: Workload) -> int:
+        return self._check(int(self._lib.nrt_rig_memcpy_batched(self._handle(), qpair, w._to_c(self._ffi))))

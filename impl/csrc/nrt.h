@@ -502,6 +502,11 @@ int nrt_rig_fabric_stats(struct nrt_rig *r, struct nrt_fabric_stats *out);
 int64_t nrt_rig_workload_run(struct nrt_rig *r, int conn, const struct nrt_workload *w);
 /* The same bytes moved by plain memcpy: the physical floor for the workload. */
 int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_workload *w);
+/* The same copies in the target's order at depth qd: each run of queue_depth IOs makes its
+ * first copy for every IO of the run, then its second (all qd IOs' data in buffers at once,
+ * as in a transport that polls a batch of qd completions): the floor with the target's
+ * cache footprint, against which what remains is bookkeeping. */
+int64_t nrt_rig_memcpy_batched(struct nrt_rig *r, int conn, const struct nrt_workload *w);
 
 /* CDEF-END */
 

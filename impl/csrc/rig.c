@@ -1094,8 +1094,10 @@ static void chunked_copy(uint8_t *arena, uint32_t nbufs_total, uint32_t first, u
 }
 
 /* The physical floor: the same bytes, host region -> io_unit buffers -> media (or back),
- * each of the queue_depth IOs in flight through its own buffers, as in the target. */
-int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_workload *w)
+ * each of the queue_depth IOs in flight through its own buffers, as in the target; IO by
+ * IO (both copies of an IO, then the next IO), or batched: a run of queue_depth IOs' first
+ * copies, then their second copies. */
+static int64_t memcpy_floor(struct nrt_rig *r, int conn, const struct nrt_workload *w, bool batched)
 {
     struct wl g;
     int rc = wl_check(r, conn, w, &g);
@@ -1109,16 +1111,29 @@ int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_wo
         return rig_fail(r, NRT_EINVAL, "no host region %u, namespace %u or buffers", w->mkey,
                         w->nsid);
     uint32_t per_io = (w->io_bytes + ius - 1) / ius;
-    for (uint64_t i = 0; i < w->ios; i++) {
-        uint32_t slot = (uint32_t)(i % g.qd), first = slot * per_io;
-        uint8_t *h = host + (size_t)slot * w->io_bytes, *m = media + (size_t)slot * w->io_bytes;
-        if (w->opcode == NRT_OPC_WRITE) {
-            chunked_copy(arena, total, first, ius, h, w->io_bytes, true);
-            chunked_copy(arena, total, first, ius, m, w->io_bytes, false);
-        } else {
-            chunked_copy(arena, total, first, ius, m, w->io_bytes, true);
-            chunked_copy(arena, total, first, ius, h, w->io_bytes, false);
-        }
+    bool write = w->opcode == NRT_OPC_WRITE;
+    uint64_t run = batched ? g.qd : 1;
+    for (uint64_t i0 = 0; i0 < w->ios; i0 += run) {
+        uint64_t end = i0 + run < w->ios ? i0 + run : w->ios;
+        for (int second = 0; second < 2; second++)
+            for (uint64_t i = i0; i < end; i++) {
+                uint32_t slot = (uint32_t)(i % g.qd);
+                uint8_t *h = host + (size_t)slot * w->io_bytes;
+                uint8_t *m = media + (size_t)slot * w->io_bytes;
+                /* first: the source into the buffers; second: the buffers out */
+                uint8_t *lin = second ? (write ? m : h) : (write ? h : m);
+                chunked_copy(arena, total, slot * per_io, ius, lin, w->io_bytes, !second);
+            }
     }
     return (int64_t)w->ios;
+}
+
+int64_t nrt_rig_memcpy_baseline(struct nrt_rig *r, int conn, const struct nrt_workload *w)
+{
+    return memcpy_floor(r, conn, w, false);
+}
+
+int64_t nrt_rig_memcpy_batched(struct nrt_rig *r, int conn, const struct nrt_workload *w)
+{
+    return memcpy_floor(r, conn, w, true);
 }
