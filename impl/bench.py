@@ -300,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         for r in sres:
             figures[f"spdk_ns_per_io_{r.name}"] = round(r.target_best, 1)
             figures[f"spdk_ratio_{r.name}"] = round(r.ratio, 3)
+            figures[f"spdk_ratio_batched_{r.name}"] = round(r.ratio_batched, 3)
     print(json.dumps(figures, sort_keys=False))
     return figures
 
