@@ -187,14 +187,10 @@ class Rig:
             raise RuntimeError(f"workload completed {done} of {w.ios} IOs")
         return elapsed
 
-    def time_memcpy(self, w: Workload) -> int:
+    def time_memcpy(self, w: Workload, batched: bool = False) -> int:
+        floor = self.t.memcpy_batched if batched else self.t.memcpy_baseline
         start = time.perf_counter_ns()
-        self.t.memcpy_baseline(self.io, w)
-        return time.perf_counter_ns() - start
-
-    def time_batched(self, w: Workload) -> int:
-        start = time.perf_counter_ns()
-        self.t.memcpy_batched(self.io, w)
+        floor(self.io, w)
         return time.perf_counter_ns() - start
 
 
@@ -222,12 +218,12 @@ def run(ios: int = 200_000, repeat: int = 5, qd: int = 32, io_unit: int = 8 * KI
             warm = rig.workload(spec, 2 * qd)
             rig.time_target(warm)
             rig.time_memcpy(warm)
-            rig.time_batched(warm)
+            rig.time_memcpy(warm, batched=True)
             tns, mns, bns = [], [], []
             for r in range(repeat):
                 tns.append(rig.time_target(w))
                 mns.append(rig.time_memcpy(w))
-                bns.append(rig.time_batched(w))
+                bns.append(rig.time_memcpy(w, batched=True))
                 say(f"{spec.name}: repeat {r + 1}/{repeat}, {n} IOs: target "
                     f"{tns[-1] / n:,.0f} ns/IO, memcpy {mns[-1] / n:,.0f} ns/IO, batched "
                     f"{bns[-1] / n:,.0f} ns/IO")

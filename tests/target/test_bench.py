@@ -53,7 +53,7 @@ def test_each_memcpy_floor_moves_every_slots_bytes_to_the_media_and_back(floor: 
         assert move(rig.io, rig.workload(read, qd)) == qd
         assert t.read_memory(rig.key, 0, span) == pattern
     finally:
-        t.destroy()
+        rig.t.destroy()
 
 
 def test_bench_refuses_nonsense_arguments() -> None:
