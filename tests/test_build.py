@@ -42,3 +42,9 @@ def test_fuzz_sources_are_left_out(tmp_path: Path) -> None:
 def test_simverbs_is_compiled_in() -> None:
     names = [Path(p).name for p in _build.c_sources()]
     assert any(Path(p).parent.name == "simverbs" for p in _build.c_sources()), names
+
+
+def test_the_link_optimizes_at_the_last_compile_level_and_keeps_extra_flags_last():
+    assert _build.link_flags(["-O3", "-g", "-O1"], ["-fsanitize=address"]) == [
+        "-flto=auto", "-O1", "-fsanitize=address"]
+    assert _build.link_flags(["-Wall"], []) == ["-flto=auto"]
