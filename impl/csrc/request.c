@@ -32,7 +32,20 @@ static void queue_leave(struct request *r)
     }
 }
 
-static bool is_head(struct link *q, struct request *r) { return q->next == &r->qlink; }
+/* A request waits on the queue of its state only when it cannot go on at once: its turn
+ * comes when it heads the queue, or, not on it yet, finds it empty (it would head it).  Kept
+ * that way, a request seen outside req_process in a waiting state is on that state's queue,
+ * in arrival order, and one that never waited never touched a queue. */
+static bool queue_turn(struct link *q, const struct request *r, uint8_t which)
+{
+    return r->queue == which ? q->next == &r->qlink : list_empty(q);
+}
+
+static void queue_wait(struct request *r, struct link *q, uint8_t which)
+{
+    if (r->queue != which)
+        queue_enter(r, q, which);
+}
 
 /* ---- parsing: the transport's part of a capsule (NVMe base 4.4, NVMe-oF 2.1) ---------
  * The transport checks what it must to move the data: PSDT, the data direction and SGL1
@@ -382,7 +395,7 @@ static void execute(struct nrt_transport *t, struct request *r)
     r->status = r->cmd.status;
     if (qp->state == NRT_QP_CONNECTING && qp->emu.connected)
         qp->state = NRT_QP_ACTIVE;
-    req_set_state(t, r, NRT_REQ_EXECUTED);
+    req_move(t, r, NRT_REQ_EXECUTING, NRT_REQ_EXECUTED);
 }
 
 void req_io_complete(void *ctx, struct nvmf_emu_cmd *cmd)
@@ -436,7 +449,6 @@ static void req_abort_step(struct nrt_transport *t, struct request *r)
 void req_process(struct nrt_transport *t, struct request *r)
 {
     struct qpair *qp = r->qp;
-    struct poll_group *g = &t->groups[qp->group];
     uint8_t prev;
     do {
         prev = r->state;
@@ -452,68 +464,73 @@ void req_process(struct nrt_transport *t, struct request *r)
             if (r->status != NRT_SC_SUCCESS) {
                 r->xfer = 0;   /* an error response carries no data */
                 r->cmd.dnr = true;
-                queue_enter(r, &qp->pending_send, NRT_QUEUE_PENDING_SEND);
-                req_set_state(t, r, NRT_REQ_READY_TO_COMPLETE);
+                req_move(t, r, NRT_REQ_NEW, NRT_REQ_READY_TO_COMPLETE);
             } else if ((r->xfer == 0 || r->icd) &&
                        !(t->o.defects & NRT_DEFECT_ICD_WAITS_FOR_BUFFER)) {
-                req_set_state(t, r, NRT_REQ_READY_TO_EXECUTE);
+                req_move(t, r, NRT_REQ_NEW, NRT_REQ_READY_TO_EXECUTE);
             } else {
                 /* Defect icd_waits_for_buffer (SPDK issue 3646, fixed by f4c10e1a8e and
                  * 7251e4c26c): commands that need no buffer (in-capsule data, fabrics,
                  * admin) were queued for buffers too, behind IO waiting for them. */
-                queue_enter(r, &g->pending_buf, NRT_QUEUE_PENDING_BUF);
-                req_set_state(t, r, NRT_REQ_NEED_BUFFER);
+                req_move(t, r, NRT_REQ_NEW, NRT_REQ_NEED_BUFFER);
             }
             break;
-        case NRT_REQ_NEED_BUFFER:
-            if (!is_head(&g->pending_buf, r) || (!r->icd && !acquire_data(t, r)))
+        case NRT_REQ_NEED_BUFFER: {
+            struct link *q = &t->groups[qp->group].pending_buf;
+            if (!queue_turn(q, r, NRT_QUEUE_PENDING_BUF) || (!r->icd && !acquire_data(t, r))) {
+                queue_wait(r, q, NRT_QUEUE_PENDING_BUF);
                 break;
+            }
             queue_leave(r);
-            if (r->xfer == 1 && !r->icd) {
-                queue_enter(r, &qp->pending_read, NRT_QUEUE_PENDING_READ);
-                req_set_state(t, r, NRT_REQ_TRANSFER_TO_CTRLR_PENDING);
-            } else {
-                req_set_state(t, r, NRT_REQ_READY_TO_EXECUTE);
-            }
+            if (r->xfer == 1 && !r->icd)
+                req_move(t, r, NRT_REQ_NEED_BUFFER, NRT_REQ_TRANSFER_TO_CTRLR_PENDING);
+            else
+                req_move(t, r, NRT_REQ_NEED_BUFFER, NRT_REQ_READY_TO_EXECUTE);
             break;
+        }
         case NRT_REQ_TRANSFER_TO_CTRLR_PENDING:
-            if (!is_head(&qp->pending_read, r) || !post_reads(t, r))
+            if (!queue_turn(&qp->pending_read, r, NRT_QUEUE_PENDING_READ) || !post_reads(t, r) ||
+                r->wrs_posted != r->nwrs) {
+                /* the rest stays held, unposted, until reads (or sends) complete */
+                queue_wait(r, &qp->pending_read, NRT_QUEUE_PENDING_READ);
                 break;
-            if (r->wrs_posted == r->nwrs) {
-                queue_leave(r);
-                req_set_state(t, r, NRT_REQ_TRANSFERRING_H2C);
             }
+            queue_leave(r);
+            req_move(t, r, NRT_REQ_TRANSFER_TO_CTRLR_PENDING, NRT_REQ_TRANSFERRING_H2C);
             break;
         case NRT_REQ_TRANSFERRING_H2C:
             if (r->wrs_outstanding == 0)
-                req_set_state(t, r, NRT_REQ_READY_TO_EXECUTE);
+                req_move(t, r, NRT_REQ_TRANSFERRING_H2C, NRT_REQ_READY_TO_EXECUTE);
             break;
         case NRT_REQ_READY_TO_EXECUTE:
-            req_set_state(t, r, NRT_REQ_EXECUTING);
+            req_move(t, r, NRT_REQ_READY_TO_EXECUTE, NRT_REQ_EXECUTING);
             execute(t, r);
             break;
         case NRT_REQ_EXECUTING:
             break;   /* the block device completes it */
         case NRT_REQ_EXECUTED:
-            if (r->xfer == 2 && r->status == NRT_SC_SUCCESS) {
-                queue_enter(r, &qp->pending_write, NRT_QUEUE_PENDING_WRITE);
-                req_set_state(t, r, NRT_REQ_TRANSFER_TO_HOST_PENDING);
-            } else {
-                queue_enter(r, &qp->pending_send, NRT_QUEUE_PENDING_SEND);
-                req_set_state(t, r, NRT_REQ_READY_TO_COMPLETE);
-            }
+            if (r->xfer == 2 && r->status == NRT_SC_SUCCESS)
+                req_move(t, r, NRT_REQ_EXECUTED, NRT_REQ_TRANSFER_TO_HOST_PENDING);
+            else
+                req_move(t, r, NRT_REQ_EXECUTED, NRT_REQ_READY_TO_COMPLETE);
             break;
         case NRT_REQ_TRANSFER_TO_HOST_PENDING:
-            if (!is_head(&qp->pending_write, r) || !post_response(t, r, true))
+            if (!queue_turn(&qp->pending_write, r, NRT_QUEUE_PENDING_WRITE) ||
+                !post_response(t, r, true)) {
+                queue_wait(r, &qp->pending_write, NRT_QUEUE_PENDING_WRITE);
                 break;
+            }
             queue_leave(r);
-            req_set_state(t, r, NRT_REQ_TRANSFERRING_C2H);
+            req_move(t, r, NRT_REQ_TRANSFER_TO_HOST_PENDING, NRT_REQ_TRANSFERRING_C2H);
             break;
         case NRT_REQ_READY_TO_COMPLETE:
-            if (!is_head(&qp->pending_send, r) || !post_response(t, r, false))
+            if (!queue_turn(&qp->pending_send, r, NRT_QUEUE_PENDING_SEND) ||
+                !post_response(t, r, false)) {
+                queue_wait(r, &qp->pending_send, NRT_QUEUE_PENDING_SEND);
                 break;
+            }
             queue_leave(r);
-            req_set_state(t, r, NRT_REQ_COMPLETING);
+            req_move(t, r, NRT_REQ_READY_TO_COMPLETE, NRT_REQ_COMPLETING);
             break;
         case NRT_REQ_TRANSFERRING_C2H:
         case NRT_REQ_COMPLETING:
@@ -572,26 +589,32 @@ void req_release(struct nrt_transport *t, struct request *r)
 
 /* ---- queues ----------------------------------------------------------------------------- */
 
+/* A received capsule becomes a request in a free slot (there is one) and starts. */
+static void start_request(struct nrt_transport *t, struct qpair *qp, struct recv *rv)
+{
+    rv->state = RECV_HELD;
+    struct request *r = container_of(qp->free_reqs.next, struct request, flink);
+    list_unlink(&r->flink);
+    qp->slots_used++;
+    r->recv = rv;
+    r->sqe = (const struct nvme_sqe *)rv->buf;
+    r->cap_opcode = r->sqe->opc;
+    r->cid = r->sqe->cid;
+    r->cmd.cdw0 = r->cmd.cdw1 = 0;
+    r->cmd.dnr = false;
+    r->status = 0;
+    qp->sqhd = (uint16_t)(qp->sqhd + 1u == qp->depth ? 0 : qp->sqhd + 1u);
+    t->groups[qp->group].stats.requests++;
+    req_set_state(t, r, NRT_REQ_NEW);   /* counted from the state found: FREE, unless a defect */
+    req_process(t, r);
+}
+
 void qp_start_incoming(struct nrt_transport *t, struct qpair *qp)
 {
     while (!list_empty(&qp->incoming) && !list_empty(&qp->free_reqs)) {
         struct recv *rv = container_of(qp->incoming.next, struct recv, link);
         list_unlink(&rv->link);
-        rv->state = RECV_HELD;
-        struct request *r = container_of(qp->free_reqs.next, struct request, flink);
-        list_unlink(&r->flink);
-        qp->slots_used++;
-        r->recv = rv;
-        r->sqe = (const struct nvme_sqe *)rv->buf;
-        r->cap_opcode = r->sqe->opc;
-        r->cid = r->sqe->cid;
-        r->cmd.cdw0 = r->cmd.cdw1 = 0;
-        r->cmd.dnr = false;
-        r->status = 0;
-        qp->sqhd = (uint16_t)(qp->sqhd + 1u == qp->depth ? 0 : qp->sqhd + 1u);
-        t->groups[qp->group].stats.requests++;
-        req_set_state(t, r, NRT_REQ_NEW);
-        req_process(t, r);
+        start_request(t, qp, rv);
     }
 }
 
@@ -665,6 +688,10 @@ struct qpair *wc_handle(struct nrt_transport *t, const struct ibv_wc *wc)
             break;
         }
         rv->byte_len = wc->byte_len;
+        if (list_empty(&qp->incoming) && !list_empty(&qp->free_reqs)) {
+            start_request(t, qp, rv);   /* nothing received before it waits: no queue */
+            return qp;
+        }
         rv->state = RECV_INCOMING;
         list_push_tail(&qp->incoming, &rv->link);
         break;

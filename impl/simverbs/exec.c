@@ -75,10 +75,22 @@ static inline void complete(struct sv_qp *qp, struct sv_cq *cq, uint64_t wr_id,
     if (pos >= cq->cap)
         pos -= cq->cap;
     cq->count++;
-    /* every field a verbs program can read: the ones not named here are 0 */
-    cq->ring[pos] = (struct ibv_wc){
-        .wr_id = wr_id, .status = st, .opcode = (enum ibv_wc_opcode)op, .byte_len = len,
-        .imm_data = imm, .qp_num = qp->qp.qp_num, .src_qp = src_qp, .wc_flags = flags};
+    /* every field a verbs program can read, one by one: a compound literal would zero the
+     * entry first (a string instruction, for 48 bytes); the ring's padding stays calloc's 0 */
+    struct ibv_wc *wc = &cq->ring[pos];
+    wc->wr_id = wr_id;
+    wc->status = st;
+    wc->opcode = (enum ibv_wc_opcode)op;
+    wc->vendor_err = 0;
+    wc->byte_len = len;
+    wc->imm_data = imm;
+    wc->qp_num = qp->qp.qp_num;
+    wc->src_qp = src_qp;
+    wc->wc_flags = flags;
+    wc->pkey_index = 0;
+    wc->slid = 0;
+    wc->sl = 0;
+    wc->dlid_path_bits = 0;
     if (SV_UNLIKELY(cq->armed))
         cq_notify(cq);
 }
