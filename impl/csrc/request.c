@@ -154,6 +154,12 @@ static uint16_t parse(struct nrt_transport *t, struct request *r)
 /* Fill the request's WRs (wr_count() of them): remote range, and local SGEs over its
  * buffers, one SGE per buffer piece, at most max_sge per WR. */
 
+/* One descriptor within one io unit (a small IO): one buffer, one WR of one SGE. */
+static bool one_piece(const struct nrt_transport *t, const struct request *r)
+{
+    return r->ndesc == 1 && r->desc[0].len <= t->o.io_unit_size;
+}
+
 static void wr_layout(struct nrt_transport *t, struct request *r)
 {
     /* io_unit_size is a power of two (nrt_opts_validate): shifts and masks, no divisions */
@@ -161,6 +167,21 @@ static void wr_layout(struct nrt_transport *t, struct request *r)
     uint32_t lkey = r->qp->dev->buf_mr->lkey, max_sge = t->o.max_sge;
     enum ibv_wr_opcode opcode = r->xfer == 1 ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
     unsigned int flags = r->xfer == 1 ? IBV_SEND_SIGNALED : 0;
+    if (one_piece(t, r)) {   /* what the loops below give for it, without the loops */
+        struct data_wr *wr = &t->wrs[r->wrs[0]];
+        wr->sge[0].addr = (uintptr_t)(t->buf_arena + ((size_t)r->bufs[0] << shift));
+        wr->sge[0].length = r->desc[0].len;
+        wr->sge[0].lkey = lkey;
+        wr->req = r;
+        wr->wr.num_sge = 1;
+        wr->wr.opcode = opcode;
+        wr->wr.send_flags = flags;
+        wr->wr.wr.rdma.remote_addr = r->desc[0].addr;
+        wr->wr.wr.rdma.rkey = r->desc[0].key;
+        wr->data_off = 0;
+        wr->len = r->desc[0].len;
+        return;
+    }
     for (uint32_t d = 0; d < r->ndesc; d++) {
         uint32_t remaining = r->desc[d].len;
         uint64_t raddr = r->desc[d].addr;
@@ -217,6 +238,8 @@ static bool wrs_claim(struct nrt_transport *t, struct request *r)
  * pieces takes ceil(p / max_sge) WRs. */
 static uint32_t wr_count(const struct nrt_transport *t, const struct request *r)
 {
+    if (one_piece(t, r))
+        return 1;
     uint32_t shift = t->ius_shift, max_sge = t->o.max_sge, n = 0, off = 0;
     for (uint32_t d = 0; d < r->ndesc; d++) {
         uint32_t len = r->desc[d].len;
