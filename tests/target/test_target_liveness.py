@@ -8,6 +8,7 @@ from .rig import (
     assert_clean_destroy,
     assert_released,
     at_min_send_depth,
+    pump,
     waiting_for_buffers,
 )
 
@@ -78,3 +79,33 @@ def test_send_depth_bounds_posting_and_queues_the_rest() -> None:
     assert info.max_send_depth_seen <= need == info.max_send_depth
     assert info.cur_send_depth == 0
     assert_clean_destroy(t)
+
+
+def test_requests_sit_on_the_buffer_queue_only_while_they_wait_for_buffers() -> None:
+    """Two more writes behind the one waiting for buffers join the pending buffer queue
+    with it; the hogs in the block device are on no queue; once the device frees the
+    buffers, no request is left on the queue and every write completes."""
+    rig, hogs, first = waiting_for_buffers()
+    t = rig.t
+    later = []
+    for i in range(2):
+        cap = rig.write_capsule(400 + 16 * i, rig.data(4096), "list", ndesc=3,
+                                host_base=500_000 + 50_000 * i)
+        t.submit(rig.io, cap)
+        later.append(cap.cid)
+    pump(rig, 40)
+    waiters = [first, *later]
+    reqs = {r.cid: r for r in t.requests(rig.io)}
+    assert {c: (reqs[c].state, reqs[c].queue) for c in waiters} == {
+        c: (ReqState.NEED_BUFFER, Queue.PENDING_BUF) for c in waiters}
+    assert {reqs[c].queue for c in hogs} == {Queue.NONE}   # in the device: waiting on none
+    assert t.group_stats(1).pending_data_buffer == 3
+    while t.bdev_pending():
+        t.bdev_complete(0)
+        pump(rig, 40)
+        for r in t.requests(rig.io):
+            assert (r.queue == Queue.PENDING_BUF) == (r.state == ReqState.NEED_BUFFER), r
+    rig.settle()
+    got = {r.cid: r.status for r in t.reap(rig.io)}
+    assert got == {c: Status.SUCCESS for c in [*hogs, *waiters]}
+    assert_released(t)
