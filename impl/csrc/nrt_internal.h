@@ -273,19 +273,17 @@ int qp_post_send(struct nrt_transport *t, struct qpair *qp, struct ibv_send_wr *
 void qp_retry_recvs(struct nrt_transport *t, struct qpair *qp);
 
 /* request.c */
-static inline void req_set_state(struct nrt_transport *t, struct request *r, uint8_t state)
-{
-    t->transitions[r->state * NRT_REQ_NSTATES + state]++;
-    t->progress++;
-    r->state = state;
-}
-/* req_set_state where the caller knows the state it leaves (a case of the state machine's
- * switch): the same count, at a constant place. */
+/* A transition from the state r leaves (from == r->state): counted, then made.  Inside the
+ * state machine's switch the caller names it, so the count lands at a constant place. */
 static inline void req_move(struct nrt_transport *t, struct request *r, uint8_t from, uint8_t to)
 {
     t->transitions[from * NRT_REQ_NSTATES + to]++;
     t->progress++;
     r->state = to;
+}
+static inline void req_set_state(struct nrt_transport *t, struct request *r, uint8_t state)
+{
+    req_move(t, r, r->state, state);
 }
 void req_process(struct nrt_transport *t, struct request *r);
 void req_release(struct nrt_transport *t, struct request *r);
